@@ -1,0 +1,160 @@
+//! Injected time.
+//!
+//! Everything that reads the wall clock or waits (lock expiry, backoff,
+//! injected latency, claim timestamps) goes through a [`Clock`], so tests of
+//! leases and timeouts run deterministically on a [`ManualClock`] instead of
+//! sleeping. The crate's clippy configuration bans `SystemTime::now` and
+//! `tokio::time::sleep` everywhere else.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+
+/// A source of wall-clock time and of waiting.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current wall-clock time.
+    fn now(&self) -> SystemTime;
+    /// Waits for `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The real clock: `SystemTime::now` and `tokio::time::sleep`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    #[allow(clippy::disallowed_methods)]
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// The default clock shared by everything that was not given one.
+pub fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// A clock that only moves when told to, or when somebody sleeps on it.
+///
+/// `sleep(d)` advances the clock by `d` and returns at once (after yielding),
+/// so code that waits for a lease to expire finishes instantly and sees
+/// exactly the time it expected.
+#[derive(Debug)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: SystemTime) -> Arc<Self> {
+        let n = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        Arc::new(ManualClock {
+            nanos: AtomicU64::new(n),
+        })
+    }
+
+    /// A clock standing at 2026-01-01T00:00:00Z.
+    pub fn fixed() -> Arc<Self> {
+        Self::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        self.nanos.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// Formats a time as RFC 3339 UTC with microseconds: `2026-11-24T23:01:42.123456Z`.
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, da, h, mi, s) = civil(d.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
+        d.subsec_micros()
+    )
+}
+
+/// Formats a time compactly for folder names, sortable: `20261124T230142.123456Z`.
+pub fn compact_micros(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, da, h, mi, s) = civil(d.as_secs());
+    format!(
+        "{y:04}{mo:02}{da:02}T{h:02}{mi:02}{s:02}.{:06}Z",
+        d.subsec_micros()
+    )
+}
+
+/// Seconds since the epoch to (year, month, day, hour, minute, second), UTC.
+/// The days-to-date step is Howard Hinnant's public-domain civil algorithm.
+fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_993_302_123_456);
+        assert_eq!(rfc3339_micros(t), "2026-11-29T23:01:42.123456Z");
+        assert_eq!(compact_micros(t), "20261129T230142.123456Z");
+        assert_eq!(
+            rfc3339_micros(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000000Z"
+        );
+    }
+
+    #[tokio::test]
+    async fn manual_clock_advances_on_sleep() {
+        let c = ManualClock::fixed();
+        let t0 = c.now();
+        c.sleep(Duration::from_secs(5)).await;
+        assert_eq!(c.now().duration_since(t0).unwrap(), Duration::from_secs(5));
+    }
+}

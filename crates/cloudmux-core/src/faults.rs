@@ -1,0 +1,275 @@
+//! A wrapper that counts requests and injects latency and faults.
+//!
+//! [`Faulty`] wraps any [`Store`] and, per request, seeded and reproducibly:
+//!
+//! - waits a latency (`base ± jitter`) on the injected [`Clock`];
+//! - fails with a [`Transient`](crate::ErrorKind::Transient) error **before**
+//!   the request reaches the store (`transient_rate`);
+//! - or lets a write reach the store and then **loses the response**
+//!   (`lost_rate`): the write happened, the caller sees a `Transient` error.
+//!   This is the case that makes exactly-once protocols hard.
+//!
+//! It also counts every request by operation ([`Faulty::stats`]), which the
+//! benchmarks use to report requests per element handed out.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::clock::{self, Clock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{
+    Capabilities, GetResult, ListPage, ListRequest, ObjectMeta, PutMode, PutResult, Store, Version,
+};
+
+/// What to inject. The default injects nothing (a pure request counter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultConfig {
+    /// Mean latency added to every request.
+    pub latency: Duration,
+    /// Uniform jitter: each request waits `latency ± jitter`.
+    pub jitter: Duration,
+    /// Probability (0..1) that a request fails before reaching the store.
+    pub transient_rate: f64,
+    /// Probability (0..1) that a write (put, delete) is applied but its
+    /// response is lost. Reads that lose their response look transient.
+    pub lost_rate: f64,
+    /// Seed of the fault and jitter generator.
+    pub seed: u64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            transient_rate: 0.0,
+            lost_rate: 0.0,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl FaultConfig {
+    /// Only latency: `latency ± jitter` per request.
+    pub fn latency(latency: Duration, jitter: Duration) -> Self {
+        FaultConfig {
+            latency,
+            jitter,
+            ..Self::default()
+        }
+    }
+
+    /// Only faults: `transient` and `lost` rates, with a seed.
+    pub fn faults(transient: f64, lost: f64, seed: u64) -> Self {
+        FaultConfig {
+            transient_rate: transient,
+            lost_rate: lost,
+            seed,
+            ..Self::default()
+        }
+    }
+}
+
+/// Request counts of a [`Faulty`] store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// `get` requests.
+    pub get: u64,
+    /// `head` requests.
+    pub head: u64,
+    /// `put` requests of every mode.
+    pub put: u64,
+    /// `delete` and `delete_if` requests.
+    pub delete: u64,
+    /// `list` requests (pages).
+    pub list: u64,
+    /// Requests failed before reaching the store.
+    pub injected_transient: u64,
+    /// Writes applied whose response was then lost.
+    pub injected_lost: u64,
+}
+
+impl RequestStats {
+    /// All requests sent, failed ones included.
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.delete + self.list
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    get: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    delete: AtomicU64,
+    list: AtomicU64,
+    transient: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// A [`Store`] wrapper that counts requests and injects latency and faults.
+pub struct Faulty {
+    inner: Arc<dyn Store>,
+    config: FaultConfig,
+    rng: Mutex<fastrand::Rng>,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+}
+
+impl fmt::Debug for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faulty")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+#[derive(PartialEq)]
+enum Fate {
+    Ok,
+    FailBefore,
+    LoseResponse,
+}
+
+impl Faulty {
+    /// Wraps `inner` with the given config, sleeping on the system clock.
+    pub fn new(inner: Arc<dyn Store>, config: FaultConfig) -> Arc<Self> {
+        Self::with_clock(inner, config, clock::system())
+    }
+
+    /// Wraps `inner`, sleeping on `clock`.
+    pub fn with_clock(
+        inner: Arc<dyn Store>,
+        config: FaultConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Faulty {
+            rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            inner,
+            config,
+            clock,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// Request counts so far.
+    pub fn stats(&self) -> RequestStats {
+        let c = &self.counters;
+        RequestStats {
+            get: c.get.load(Ordering::Relaxed),
+            head: c.head.load(Ordering::Relaxed),
+            put: c.put.load(Ordering::Relaxed),
+            delete: c.delete.load(Ordering::Relaxed),
+            list: c.list.load(Ordering::Relaxed),
+            injected_transient: c.transient.load(Ordering::Relaxed),
+            injected_lost: c.lost.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Draws this request's latency and fate.
+    fn draw(&self, write: bool) -> (Duration, Fate) {
+        let mut rng = self.rng.lock().unwrap();
+        let cfg = &self.config;
+        let lat = if cfg.jitter.is_zero() {
+            cfg.latency
+        } else {
+            let j = cfg.jitter.as_nanos() as i128;
+            let off = rng.i128(-j..=j);
+            let base = cfg.latency.as_nanos() as i128;
+            Duration::from_nanos((base + off).max(0) as u64)
+        };
+        let x = rng.f64();
+        let fate = if x < cfg.transient_rate {
+            Fate::FailBefore
+        } else if write && x < cfg.transient_rate + cfg.lost_rate {
+            Fate::LoseResponse
+        } else {
+            Fate::Ok
+        };
+        (lat, fate)
+    }
+
+    async fn run<T, F>(&self, op: &'static str, key: &str, write: bool, f: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let (lat, fate) = self.draw(write);
+        if !lat.is_zero() {
+            // Half the latency on the way in, half on the way out, so a lost
+            // response really was applied while the caller still waited.
+            self.clock.sleep(lat / 2).await;
+        }
+        if fate == Fate::FailBefore {
+            self.counters.transient.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::new(ErrorKind::Transient, op)
+                .with_path(key)
+                .with_message("injected fault: request failed"));
+        }
+        let out = f.await;
+        if !lat.is_zero() {
+            self.clock.sleep(lat - lat / 2).await;
+        }
+        if fate == Fate::LoseResponse {
+            self.counters.lost.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::new(ErrorKind::Transient, op)
+                .with_path(key)
+                .with_message("injected fault: response lost after the request was applied"));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Store for Faulty {
+    fn root_url(&self) -> String {
+        self.inner.root_url()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn get(&self, key: &str) -> Result<GetResult> {
+        self.counters.get.fetch_add(1, Ordering::Relaxed);
+        self.run("get", key, false, self.inner.get(key)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        self.counters.head.fetch_add(1, Ordering::Relaxed);
+        self.run("head", key, false, self.inner.head(key)).await
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
+        self.counters.put.fetch_add(1, Ordering::Relaxed);
+        self.run("put", key, true, self.inner.put(key, bytes, mode))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.counters.delete.fetch_add(1, Ordering::Relaxed);
+        self.run("delete", key, true, self.inner.delete(key)).await
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
+        self.counters.delete.fetch_add(1, Ordering::Relaxed);
+        self.run("delete_if", key, true, self.inner.delete_if(key, version))
+            .await
+    }
+
+    async fn list(&self, req: ListRequest) -> Result<ListPage> {
+        self.counters.list.fetch_add(1, Ordering::Relaxed);
+        let key = req.prefix.clone();
+        self.run("list", &key, false, self.inner.list(req)).await
+    }
+}
