@@ -16,6 +16,7 @@
 //! | [`faults`] | [`Faulty`]: counts requests, injects latency, errors and lost responses |
 //! | [`path`] | [`UPath`]: pathlib-style paths over any store |
 //! | [`lock`] | a lock on any path, from create-if-absent and compare-and-swap only |
+//! | [`resolve`] | URL to path: the seam where cloud backends plug in |
 //! | [`retry`] | bounded jittered retries of transient failures |
 //! | [`clock`] | injected time, so lease tests are deterministic |
 //! | [`mux`] | the [`Multiplexer`](mux::Multiplexer): exactly-once hand-out of elements |
@@ -52,6 +53,7 @@ pub mod local;
 pub mod lock;
 pub mod memory;
 pub mod path;
+pub mod resolve;
 pub mod retry;
 pub mod store;
 pub mod util;
@@ -65,6 +67,7 @@ pub use local::LocalFs;
 pub use lock::{LockGuard, LockOptions};
 pub use memory::InMemory;
 pub use path::UPath;
+pub use resolve::{CoreResolver, Resolver};
 pub use retry::RetryPolicy;
 pub use store::{
     Capabilities, GetResult, ListPage, ListRequest, ObjectMeta, PutMode, PutResult, Store,

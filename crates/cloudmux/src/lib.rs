@@ -1,0 +1,56 @@
+//! # cloudmux
+//!
+//! The crate users depend on. It re-exports [`cloudmux_core`] and, behind the
+//! features `s3`, `gcs` and `azure`, the cloud backends, and it resolves any
+//! supported URL to a path with [`path`] (or the [`Resolver`] it implements).
+//!
+//! | URL | backend | feature |
+//! |---|---|---|
+//! | `/abs/dir`, `rel/dir`, `file:///abs/dir` | local filesystem | always |
+//! | `mem://NAME/key` | in-memory (one process) | always |
+//! | `s3://bucket/prefix` | Amazon S3 and compatibles | `s3` |
+//! | `gs://bucket/prefix` | Google Cloud Storage | `gcs` |
+//! | `az://account/container/prefix` | Azure Blob Storage | `azure` |
+//!
+//! ```
+//! # tokio_test::block_on(async {
+//! let p = cloudmux::path("mem://facade-doc/a.txt").await?;
+//! p.write_text("hello").await?;
+//! assert_eq!(p.read_text().await?, "hello");
+//! # Ok::<_, cloudmux::Error>(()) }).unwrap();
+//! ```
+
+pub use cloudmux_core::*;
+
+use async_trait::async_trait;
+
+/// Resolves every URL scheme compiled into this build.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AnyResolver;
+
+#[async_trait]
+impl Resolver for AnyResolver {
+    async fn resolve(&self, url: &str) -> Result<UPath> {
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        match scheme {
+            None | Some("file") | Some("mem") => UPath::parse(url),
+            Some(other) => Err(Error::invalid(
+                "resolve",
+                format!(
+                    "the scheme '{other}' is not supported by this build \
+                     (enable the cloudmux features s3, gcs or azure)"
+                ),
+            )
+            .with_path(url)),
+        }
+    }
+}
+
+/// Opens a path from any supported URL.
+///
+/// # Errors
+/// `InvalidInput` for an unknown scheme or a malformed URL; backend errors
+/// (missing credentials, missing bucket) as they arise.
+pub async fn path(url: &str) -> Result<UPath> {
+    AnyResolver.resolve(url).await
+}
