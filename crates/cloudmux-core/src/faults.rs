@@ -92,9 +92,16 @@ pub struct RequestStats {
     pub injected_transient: u64,
     /// Writes applied whose response was then lost.
     pub injected_lost: u64,
+    /// Requests started but not yet answered, at the time of the snapshot.
+    pub in_flight: u64,
 }
 
 impl RequestStats {
+    fn with_in_flight(mut self, done: u64) -> Self {
+        self.in_flight = self.total().saturating_sub(done);
+        self
+    }
+
     /// All requests sent, failed ones included.
     pub fn total(&self) -> u64 {
         self.get + self.head + self.put + self.delete + self.list
@@ -110,6 +117,7 @@ struct Counters {
     list: AtomicU64,
     transient: AtomicU64,
     lost: AtomicU64,
+    done: AtomicU64,
 }
 
 /// A [`Store`] wrapper that counts requests and injects latency and faults.
@@ -174,7 +182,9 @@ impl Faulty {
             list: c.list.load(Ordering::Relaxed),
             injected_transient: c.transient.load(Ordering::Relaxed),
             injected_lost: c.lost.load(Ordering::Relaxed),
+            in_flight: 0,
         }
+        .with_in_flight(c.done.load(Ordering::Relaxed))
     }
 
     /// Draws this request's latency and fate.
@@ -204,7 +214,15 @@ impl Faulty {
     where
         F: std::future::Future<Output = Result<T>>,
     {
+        struct Done<'a>(&'a AtomicU64);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&self.counters.done);
         let (lat, fate) = self.draw(write);
+        let started = std::time::Instant::now();
         if !lat.is_zero() {
             // Half the latency on the way in, half on the way out, so a lost
             // response really was applied while the caller still waited.
@@ -218,7 +236,11 @@ impl Faulty {
         }
         let out = f.await;
         if !lat.is_zero() {
-            self.clock.sleep(lat - lat / 2).await;
+            // Sleep to the request's deadline, not for a fixed half: timers
+            // round up to the millisecond, and two rounded halves would make
+            // every request about 2 ms slower than configured.
+            let rest = lat.saturating_sub(started.elapsed()).max(lat / 4);
+            self.clock.sleep(rest).await;
         }
         if fate == Fate::LoseResponse {
             self.counters.lost.fetch_add(1, Ordering::Relaxed);

@@ -14,6 +14,7 @@
 //! | [`memory`] | [`InMemory`]: exact semantics, for fast protocol tests |
 //! | [`local`] | [`LocalFs`]: a directory, atomic across processes |
 //! | [`faults`] | [`Faulty`]: counts requests, injects latency, errors and lost responses |
+//! | [`mux`] | the [`Multiplexer`](mux::Multiplexer): exactly-once hand-out of elements |
 //! | [`path`] | [`UPath`]: pathlib-style paths over any store |
 //! | [`lock`] | a lock on any path, from create-if-absent and compare-and-swap only |
 //! | [`resolve`] | URL to path: the seam where cloud backends plug in |
@@ -52,6 +53,7 @@ pub mod key;
 pub mod local;
 pub mod lock;
 pub mod memory;
+pub mod mux;
 pub mod path;
 pub mod resolve;
 pub mod retry;

@@ -15,7 +15,8 @@
 //! - **Versions** are a 128-bit hash (xxh3) of the content, like S3's ETag
 //!   (an MD5): identical bytes give identical tokens.
 //! - **Directories** exist only while a file lies below them: deleting the
-//!   last file of a directory removes the directory, as on object storage.
+//!   last file of a directory removes the directory, as on object storage,
+//!   but never the directory the store was opened at (its prune floor).
 //! - Names starting with `.cmx-` are reserved and never listed.
 //!
 //! # Limits
@@ -65,6 +66,8 @@ const TMP_PREFIX: &str = ".cmx-tmp-";
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: Arc<PathBuf>,
+    /// Empty directories are pruned only strictly below this one.
+    floor: Arc<PathBuf>,
     sync: bool,
 }
 
@@ -90,10 +93,22 @@ impl LocalFs {
             );
         }
         fs::create_dir_all(&root).map_err(|e| io_err("open", root.display().to_string(), e))?;
+        let root = Arc::new(root);
         Ok(Arc::new(LocalFs {
-            root: Arc::new(root),
+            floor: root.clone(),
+            root,
             sync: false,
         }))
+    }
+
+    /// Never prune directories at or above `floor` (default: the root), so a
+    /// directory a user opened survives the removal of everything in it.
+    pub fn with_prune_floor(self: Arc<Self>, floor: impl AsRef<Path>) -> Arc<Self> {
+        Arc::new(LocalFs {
+            root: self.root.clone(),
+            floor: Arc::new(floor.as_ref().to_path_buf()),
+            sync: self.sync,
+        })
     }
 
     /// Also `fsync` each written file and its directory before publishing, for
@@ -101,6 +116,7 @@ impl LocalFs {
     pub fn with_sync(self: Arc<Self>, sync: bool) -> Arc<Self> {
         Arc::new(LocalFs {
             root: self.root.clone(),
+            floor: self.floor.clone(),
             sync,
         })
     }
@@ -169,7 +185,7 @@ impl LocalFs {
 
     /// Removes empty directories from `dir` upwards, stopping at the root.
     fn prune(&self, mut dir: PathBuf) {
-        while dir.starts_with(&*self.root) && dir != *self.root {
+        while dir.starts_with(&*self.floor) && dir != *self.floor && dir != *self.root {
             let Ok(Some(lock)) = DirLock::acquire(&dir, false) else {
                 return;
             };
@@ -455,9 +471,13 @@ impl Store for LocalFs {
     }
 }
 
+/// One directory being walked: its key prefix, its path, and its remaining
+/// sorted entries `(name, is_dir)`.
+type Level = (String, PathBuf, std::vec::IntoIter<(String, bool)>);
+
 /// A lazy, sorted, depth-first walk that yields file keys in byte order.
 struct Walker {
-    stack: Vec<(String, PathBuf, std::vec::IntoIter<(String, bool)>)>,
+    stack: Vec<Level>,
     delimiter: bool,
     after: Option<String>,
     top: Option<(PathBuf, String, String)>,

@@ -8,7 +8,7 @@
 //! so two paths parsed from the same URL share their objects.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -48,7 +48,7 @@ struct State {
 #[derive(Debug)]
 pub struct InMemory {
     name: String,
-    state: Mutex<State>,
+    state: RwLock<State>,
     clock: Arc<dyn Clock>,
 }
 
@@ -56,7 +56,7 @@ impl Default for InMemory {
     fn default() -> Self {
         InMemory {
             name: "anonymous".into(),
-            state: Mutex::new(State::default()),
+            state: RwLock::new(State::default()),
             clock: clock::system(),
         }
     }
@@ -94,7 +94,7 @@ impl InMemory {
 
     /// The number of objects stored.
     pub fn len(&self) -> usize {
-        self.state.lock().unwrap().objects.len()
+        self.state.read().unwrap().objects.len()
     }
 
     /// True when no object is stored.
@@ -123,7 +123,7 @@ impl Store for InMemory {
     }
 
     async fn get(&self, key: &str) -> Result<GetResult> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.read().unwrap();
         match st.objects.get(key) {
             Some(o) => Ok(GetResult {
                 bytes: o.bytes.clone(),
@@ -134,7 +134,7 @@ impl Store for InMemory {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.read().unwrap();
         match st.objects.get(key) {
             Some(o) => Ok(Self::meta(key, o)),
             None => Err(Error::new(ErrorKind::NotFound, "head").with_path(key)),
@@ -143,7 +143,7 @@ impl Store for InMemory {
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         let now = self.clock.now();
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.write().unwrap();
         match (&mode, st.objects.get(key)) {
             (PutMode::Create, Some(_)) => {
                 return Err(Error::new(ErrorKind::AlreadyExists, "create").with_path(key));
@@ -176,12 +176,12 @@ impl Store for InMemory {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.state.lock().unwrap().objects.remove(key);
+        self.state.write().unwrap().objects.remove(key);
         Ok(())
     }
 
     async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.write().unwrap();
         match st.objects.get(key) {
             Some(o) if o.generation.to_string() == version.as_str() => {
                 st.objects.remove(key);
@@ -192,7 +192,7 @@ impl Store for InMemory {
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
-        let st = self.state.lock().unwrap();
+        let st = self.state.read().unwrap();
         let start = match (&req.token, &req.start_after) {
             (Some(t), _) => t.clone().max(req.prefix.clone()),
             (None, Some(s)) => s.clone().max(req.prefix.clone()),

@@ -192,7 +192,9 @@ impl UPath {
 
     fn local(abs: &str) -> Result<Self> {
         let key = local_key(abs)?;
-        let fs = LocalFs::new("/")?;
+        // Rooted at `/` so that `parent()` works as in pathlib; the directory
+        // given is the prune floor, so removing its contents never removes it.
+        let fs = LocalFs::new("/")?.with_prune_floor(format!("/{key}"));
         UPath::new(fs, key).map_err(|e| e.set_path(abs))
     }
 
@@ -638,7 +640,16 @@ impl UPath {
             {
                 match self.get().await {
                     Ok(g) if g.bytes == bytes => Ok(g.version()),
-                    _ => Err(e),
+                    Ok(_) => Err(e),
+                    Err(read) if read.is_not_found() => Err(e),
+                    // The read-back failed: the outcome is still unknown, and
+                    // must not be reported as a lost race.
+                    Err(read) => Err(Error::new(ErrorKind::Transient, op)
+                        .with_path(self.to_string())
+                        .with_message(format!(
+                            "outcome unknown: a retry met '{}' and reading back failed: {read}",
+                            e.kind()
+                        ))),
                 }
             }
             Err(e) => Err(e),

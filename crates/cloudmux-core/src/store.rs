@@ -399,7 +399,10 @@ where
         (Some(t), None) => Some(t.clone()),
         (None, s) => s.clone(),
     };
-    let mut page = ListPage::default();
+    let mut page = ListPage {
+        objects: Vec::with_capacity(limit.min(1024)),
+        ..ListPage::default()
+    };
     let mut count = 0usize;
     let mut last: Option<String> = None;
     for meta in keys {

@@ -2,7 +2,7 @@
 //!
 //! The crate users depend on. It re-exports [`cloudmux_core`] and, behind the
 //! features `s3`, `gcs` and `azure`, the cloud backends, and it resolves any
-//! supported URL to a path with [`path`] (or the [`Resolver`] it implements).
+//! supported URL to a path with [`path()`] (or the [`Resolver`] it implements).
 //!
 //! | URL | backend | feature |
 //! |---|---|---|
@@ -53,4 +53,24 @@ impl Resolver for AnyResolver {
 /// (missing credentials, missing bucket) as they arise.
 pub async fn path(url: &str) -> Result<UPath> {
     AnyResolver.resolve(url).await
+}
+
+/// Joins a session from its mux id, resolving the dataset URL with every
+/// backend compiled into this build (the worker side of the Multiplexer).
+///
+/// # Errors
+/// As [`mux::Worker::open`].
+pub async fn worker<T: serde::de::DeserializeOwned>(
+    mux_id: &str,
+    opts: mux::WorkerOptions,
+) -> Result<mux::Worker<T>> {
+    mux::Worker::open(&AnyResolver, mux_id, opts).await
+}
+
+/// Opens an existing dataset folder from its URL (the coordinator side).
+///
+/// # Errors
+/// As [`mux::Multiplexer::open`].
+pub async fn dataset(url: &str) -> Result<mux::Multiplexer> {
+    mux::Multiplexer::open_url(&AnyResolver, url).await
 }

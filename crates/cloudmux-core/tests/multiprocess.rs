@@ -1,0 +1,202 @@
+//! Races between OS processes on the local-filesystem backend.
+//!
+//! The parent test re-runs this test binary as child processes (the `child`
+//! test does nothing unless `CMX_CHILD` is set); children print `RESULT`
+//! lines that the parent checks.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions};
+use cloudmux_core::{CoreResolver, PutMode, UPath};
+use serde::{Deserialize, Serialize};
+
+const PROCS: usize = 8;
+
+fn spawn_children(role: &str, arg: &str) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCS)
+        .map(|i| {
+            Command::new(&exe)
+                .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+                .env("CMX_CHILD", role)
+                .env("CMX_ARG", arg)
+                .env("CMX_INDEX", i.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "a child process failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // libtest prints "test child ... " without a newline before the
+        // child's own output, so a marker may start mid-line.
+        lines.extend(
+            text.lines()
+                .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].to_string())),
+        );
+    }
+    lines
+}
+
+#[derive(Serialize, Deserialize)]
+struct Counter {
+    n: u64,
+    nonce: String,
+}
+
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("CMX_CHILD") else {
+        return;
+    };
+    let arg = std::env::var("CMX_ARG").unwrap();
+    let me: usize = std::env::var("CMX_INDEX").unwrap().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        match role.as_str() {
+            "race" => {
+                let root = UPath::parse(&arg).unwrap();
+                for k in 0..200 {
+                    let body = format!("process {me}");
+                    match root
+                        .join(&format!("key{k:03}"))
+                        .unwrap()
+                        .write_text(&body)
+                        .await
+                    {
+                        Ok(_) => println!("RESULT won {k}"),
+                        Err(e) if e.is_already_exists() => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let counter = root.join("counter").unwrap();
+                let mut done = 0;
+                while done < 50 {
+                    let g = counter.get().await.unwrap();
+                    let c: Counter = serde_json::from_slice(&g.bytes).unwrap();
+                    let next = Counter {
+                        n: c.n + 1,
+                        nonce: cloudmux_core::util::nonce(),
+                    };
+                    match counter
+                        .put(
+                            serde_json::to_vec(&next).unwrap().into(),
+                            PutMode::Update(g.version()),
+                        )
+                        .await
+                    {
+                        Ok(_) => done += 1,
+                        Err(e) if e.is_precondition() => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            "mux" => {
+                let opts = WorkerOptions::default().worker_id(format!("proc-{me}"));
+                let mut w = Worker::<u64>::open(&CoreResolver, &arg, opts)
+                    .await
+                    .unwrap();
+                while let Some(r) = w.next().await {
+                    let (i, v) = r.unwrap();
+                    println!("RESULT {i} {v}");
+                }
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+#[tokio::test]
+async fn processes_race_create_and_compare_and_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = UPath::parse(dir.path().to_str().unwrap()).unwrap();
+    root.join("counter")
+        .unwrap()
+        .write_json(&Counter {
+            n: 0,
+            nonce: String::new(),
+        })
+        .await
+        .unwrap();
+    let url = root.url();
+    let lines = tokio::task::spawn_blocking(move || spawn_children("race", &url))
+        .await
+        .unwrap();
+    let mut winners = vec![0; 200];
+    for l in &lines {
+        let k: usize = l.strip_prefix("won ").unwrap().parse().unwrap();
+        winners[k] += 1;
+    }
+    assert!(
+        winners.iter().all(|&w| w == 1),
+        "each key has exactly one winner: {winners:?}"
+    );
+    let c: Counter = root.join("counter").unwrap().read_json().await.unwrap();
+    assert_eq!(
+        c.n,
+        (PROCS * 50) as u64,
+        "compare-and-swap across processes lost an update"
+    );
+    for k in 0..200 {
+        let body = root
+            .join(&format!("key{k:03}"))
+            .unwrap()
+            .read_text()
+            .await
+            .unwrap();
+        assert!(body.starts_with("process "));
+    }
+    // No temporary or lock file is visible to listings.
+    let names: Vec<String> = root
+        .ls()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    assert_eq!(names.len(), 201);
+    assert!(names.iter().all(|n| !n.starts_with(".cmx-")));
+}
+
+#[tokio::test]
+async fn processes_share_one_session_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = UPath::parse(dir.path().to_str().unwrap()).unwrap();
+    let n = 3000u64;
+    let mux = Multiplexer::new((0..n).map(|i| i * 7), &root, Some("procs"))
+        .await
+        .unwrap();
+    let id = mux.create_read_session().await.unwrap().to_string();
+    let lines = tokio::task::spawn_blocking(move || spawn_children("mux", &id))
+        .await
+        .unwrap();
+    let mut seen = vec![0u32; n as usize];
+    for l in &lines {
+        let (i, v) = l.split_once(' ').unwrap();
+        let (i, v): (usize, u64) = (i.parse().unwrap(), v.parse().unwrap());
+        assert_eq!(v, i as u64 * 7);
+        seen[i] += 1;
+    }
+    assert!(
+        seen.iter().all(|&s| s == 1),
+        "every element exactly once across {PROCS} processes"
+    );
+    let id = mux.sessions().await.unwrap().remove(0);
+    let st = mux.stat(&id).await.unwrap();
+    assert!(st.done);
+    assert_eq!(st.workers.len(), PROCS, "each process wrote its summary");
+    assert!(st.workers.iter().all(|w| w.finished));
+    tokio::time::timeout(Duration::from_secs(60), mux.destroy())
+        .await
+        .unwrap()
+        .unwrap();
+}
