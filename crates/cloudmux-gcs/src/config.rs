@@ -43,7 +43,9 @@ impl fmt::Debug for Credentials {
                 f.debug_tuple("ServiceAccountKeyFile").field(p).finish()
             }
             // The key itself never appears in logs.
-            Credentials::ServiceAccountKeyJson(_) => f.write_str("ServiceAccountKeyJson(<redacted>)"),
+            Credentials::ServiceAccountKeyJson(_) => {
+                f.write_str("ServiceAccountKeyJson(<redacted>)")
+            }
             Credentials::Anonymous => f.write_str("Anonymous"),
         }
     }

@@ -288,7 +288,10 @@ mod tests {
     fn precondition_failed_depends_on_the_write_mode() {
         assert_eq!(kind_for(Op::Create, &status(412)), ErrorKind::AlreadyExists);
         assert_eq!(kind_for(Op::Update, &status(412)), ErrorKind::Precondition);
-        assert_eq!(kind_for(Op::Overwrite, &status(412)), ErrorKind::Precondition);
+        assert_eq!(
+            kind_for(Op::Overwrite, &status(412)),
+            ErrorKind::Precondition
+        );
     }
 
     #[test]
@@ -317,7 +320,10 @@ mod tests {
             "",
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(e.message(), Some("bucket 'my-bucket' does not exist (HTTP 404)"));
+        assert_eq!(
+            e.message(),
+            Some("bucket 'my-bucket' does not exist (HTTP 404)")
+        );
         assert_eq!(e.path(), Some("gs://my-bucket"));
         // A missing object in a bucket whose name contains "bucket" is not a
         // missing bucket.
@@ -328,15 +334,24 @@ mod tests {
             "a",
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(e.message(), Some("HTTP 404 notFound (bucket 'test-bucket')"));
+        assert_eq!(
+            e.message(),
+            Some("HTTP 404 notFound (bucket 'test-bucket')")
+        );
         assert_eq!(e.path(), Some("a"));
     }
 
     #[test]
     fn permissions_and_input() {
         for code in [401, 403] {
-            assert_eq!(kind_for(Op::Get, &status(code)), ErrorKind::PermissionDenied);
-            assert_eq!(kind_for(Op::Create, &status(code)), ErrorKind::PermissionDenied);
+            assert_eq!(
+                kind_for(Op::Get, &status(code)),
+                ErrorKind::PermissionDenied
+            );
+            assert_eq!(
+                kind_for(Op::Create, &status(code)),
+                ErrorKind::PermissionDenied
+            );
         }
         assert_eq!(kind_for(Op::Create, &status(400)), ErrorKind::InvalidInput);
         assert_eq!(kind_for(Op::Get, &status(414)), ErrorKind::InvalidInput);
@@ -350,7 +365,11 @@ mod tests {
     fn retryable_statuses_are_transient() {
         for code in [408, 429, 500, 502, 503, 504] {
             for op in [Op::Get, Op::Create, Op::Update, Op::List, Op::Delete] {
-                assert_eq!(kind_for(op, &status(code)), ErrorKind::Transient, "{code} {op:?}");
+                assert_eq!(
+                    kind_for(op, &status(code)),
+                    ErrorKind::Transient,
+                    "{code} {op:?}"
+                );
             }
         }
         assert_eq!(kind_for(Op::Create, &status(409)), ErrorKind::Transient);
@@ -391,7 +410,10 @@ mod tests {
             error: "invalid_grant".into(),
             error_description: "Token has been expired or revoked.".into(),
         });
-        assert_eq!(kind_for(Op::Get, &Cause::of(&e)), ErrorKind::PermissionDenied);
+        assert_eq!(
+            kind_for(Op::Get, &Cause::of(&e)),
+            ErrorKind::PermissionDenied
+        );
         let e = boxed(AuthError::TokenErrorResponse {
             status: 503,
             error: "unavailable".into(),

@@ -203,7 +203,14 @@ impl Store for GcsStore {
                 }
                 Err(e) => {
                     let cause = Cause::of(&e);
-                    if !matches!(cause, Cause::Status { code: 404, bucket_missing: false, .. }) {
+                    if !matches!(
+                        cause,
+                        Cause::Status {
+                            code: 404,
+                            bucket_missing: false,
+                            ..
+                        }
+                    ) {
                         return Err(error::to_error(Op::Get, &cause, &self.bucket, key));
                     }
                     tracing::debug!(key, "object replaced while reading; reading again");
@@ -306,7 +313,8 @@ impl Store for GcsStore {
             .list_objects(&gcs)
             .await
             .map_err(|e| self.err(Op::List, &e, &req.prefix))?;
-        let mut objects: Vec<ObjectMeta> = resp.items.unwrap_or_default().iter().map(meta_of).collect();
+        let mut objects: Vec<ObjectMeta> =
+            resp.items.unwrap_or_default().iter().map(meta_of).collect();
         let mut prefixes = resp.prefixes.unwrap_or_default();
         // GCS returns both sorted; sort anyway, cheaply, so an emulator's
         // ordering quirk cannot break the contract.

@@ -56,7 +56,10 @@ fn check_bucket(name: &str) -> std::result::Result<(), &'static str> {
     if !edge_ok(name.bytes().next()) || !edge_ok(name.bytes().last()) {
         return Err("it must start and end with a letter or digit");
     }
-    if name.split('.').any(|part| part.is_empty() || part.len() > 63) {
+    if name
+        .split('.')
+        .any(|part| part.is_empty() || part.len() > 63)
+    {
         return Err("each dot-separated part must have 1 to 63 characters");
     }
     Ok(())
@@ -77,7 +80,10 @@ mod tests {
         assert_eq!(ok("gs://my-bucket"), ("my-bucket".into(), "".into()));
         assert_eq!(ok("gs://my-bucket/"), ("my-bucket".into(), "".into()));
         assert_eq!(ok("gs://b_1/a/b/c"), ("b_1".into(), "a/b/c".into()));
-        assert_eq!(ok("gs://b.example.com/runs/"), ("b.example.com".into(), "runs".into()));
+        assert_eq!(
+            ok("gs://b.example.com/runs/"),
+            ("b.example.com".into(), "runs".into())
+        );
         // Not percent-decoded: the key holds exactly these characters.
         assert_eq!(ok("gs://abc/x%20y?z"), ("abc".into(), "x%20y?z".into()));
     }

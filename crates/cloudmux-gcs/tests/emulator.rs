@@ -170,7 +170,11 @@ async fn reads_pair_bytes_with_their_generation() {
         if body == "w0" {
             continue;
         }
-        assert_eq!(written.get(v), Some(body), "version {v} was read with another body");
+        assert_eq!(
+            written.get(v),
+            Some(body),
+            "version {v} was read with another body"
+        );
         checked += 1;
     }
     assert!(checked > 10, "too few overlapping reads ({checked})");
