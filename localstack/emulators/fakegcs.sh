@@ -9,6 +9,9 @@
 # Runnable on its own too:
 #   bash localstack/emulators/fakegcs.sh          install, start, wait, print env
 #   bash localstack/emulators/fakegcs.sh stop     stop the server started here
+# Settings: FAKEGCS_HOST / FAKEGCS_PORT (127.0.0.1:4443), CLOUDMUX_EMULATOR_CACHE
+# (install folder root), CLOUDMUX_EMULATOR_STATE (pid and log folder,
+# default localstack/.state).
 #
 # Quirks worth knowing (fake-gcs-server v1.54.0):
 # - ifGenerationMatch is honoured only on multipart uploads; media and
