@@ -136,11 +136,7 @@ impl AzureConfig {
     }
 
     /// [`from_env`](Self::from_env) with the environment passed in (tested).
-    pub(crate) fn resolve(
-        loc: &Location,
-        conn: Option<&str>,
-        sas: Option<&str>,
-    ) -> Result<Self> {
+    pub(crate) fn resolve(loc: &Location, conn: Option<&str>, sas: Option<&str>) -> Result<Self> {
         if let Some(cs) = conn {
             let cs = ConnectionString::parse(cs)?;
             if cs.account().is_none_or(|a| a == loc.account) {
@@ -291,7 +287,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
         assert_eq!(
             c.credential,
             Credential::AccountKey(Secret::new(DEV_ACCOUNT_KEY))
@@ -306,7 +305,10 @@ mod tests {
             Some("sv=1&sig=abc"),
         )
         .unwrap();
-        assert_eq!(c.endpoint.as_str(), "https://otheracct.blob.core.windows.net/");
+        assert_eq!(
+            c.endpoint.as_str(),
+            "https://otheracct.blob.core.windows.net/"
+        );
         assert_eq!(c.credential, Credential::Sas(Secret::new("sv=1&sig=abc")));
         let c = AzureConfig::resolve(&parse("az://otheracct/ctr").unwrap(), None, None).unwrap();
         assert_eq!(c.credential, Credential::EntraId);
@@ -319,16 +321,23 @@ mod tests {
         assert_eq!(c.credential, Credential::Sas(Secret::new("sv=2022&sig=zz")));
         let cs = "DefaultEndpointsProtocol=https;AccountName=acct01;AccountKey=AAAA;EndpointSuffix=core.chinacloudapi.cn";
         let c = AzureConfig::resolve(&parse("az://acct01/ctr").unwrap(), Some(cs), None).unwrap();
-        assert_eq!(c.endpoint.as_str(), "https://acct01.blob.core.chinacloudapi.cn/");
+        assert_eq!(
+            c.endpoint.as_str(),
+            "https://acct01.blob.core.chinacloudapi.cn/"
+        );
     }
 
     #[test]
     fn dev_account_defaults_to_the_emulator() {
-        let c = AzureConfig::resolve(&parse("az://devstoreaccount1/ctr").unwrap(), None, None)
-            .unwrap();
+        let c =
+            AzureConfig::resolve(&parse("az://devstoreaccount1/ctr").unwrap(), None, None).unwrap();
         assert_eq!(c.endpoint.as_str(), DEV_BLOB_ENDPOINT);
-        let c = AzureConfig::resolve(&parse("az://devstoreaccount1/ctr").unwrap(), Some("UseDevelopmentStorage=true"), None)
-            .unwrap();
+        let c = AzureConfig::resolve(
+            &parse("az://devstoreaccount1/ctr").unwrap(),
+            Some("UseDevelopmentStorage=true"),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.endpoint.as_str(), DEV_BLOB_ENDPOINT);
         assert!(matches!(c.credential, Credential::AccountKey(_)));
     }
@@ -341,12 +350,19 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.endpoint.as_str(), "http://localhost:20000/devstoreaccount1");
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://localhost:20000/devstoreaccount1"
+        );
     }
 
     #[test]
     fn malformed_connection_strings_do_not_echo_the_key() {
-        for cs in ["AccountKey=SECRETKEY", "AccountName=a;SECRETKEY", "BlobEndpoint=SECRETKEY"] {
+        for cs in [
+            "AccountKey=SECRETKEY",
+            "AccountName=a;SECRETKEY",
+            "BlobEndpoint=SECRETKEY",
+        ] {
             let e = ConnectionString::parse(cs).unwrap_err();
             assert_eq!(e.kind(), cloudmux_core::ErrorKind::InvalidInput);
             assert!(!format!("{e} {e:?}").contains("SECRETKEY"), "{e}");

@@ -127,9 +127,7 @@ pub(crate) fn from_azure(op: Op, container: &str, key: &str, e: &azure_core::Err
         ),
         _ => (ErrorKind::Other, redact(&e.to_string())),
     };
-    Error::new(kind, op.name())
-        .with_path(key)
-        .with_message(msg)
+    Error::new(kind, op.name()).with_path(key).with_message(msg)
 }
 
 /// `<Code>...</Code>` of an XML error body.
@@ -192,9 +190,19 @@ mod tests {
             (Op::Get, 412, "ConditionNotMet", K::Transient),
             (Op::Put, 409, "LeaseIdMissing", K::Precondition),
             (Op::Put, 409, "SomethingElse", K::Other),
-            (Op::CreateContainer, 409, "ContainerAlreadyExists", K::AlreadyExists),
+            (
+                Op::CreateContainer,
+                409,
+                "ContainerAlreadyExists",
+                K::AlreadyExists,
+            ),
             (Op::Get, 403, "AuthenticationFailed", K::PermissionDenied),
-            (Op::Get, 403, "AuthorizationPermissionMismatch", K::PermissionDenied),
+            (
+                Op::Get,
+                403,
+                "AuthorizationPermissionMismatch",
+                K::PermissionDenied,
+            ),
             (Op::Get, 401, "", K::PermissionDenied),
             (Op::Put, 400, "InvalidHeaderValue", K::InvalidInput),
             (Op::Put, 429, "", K::Transient),
@@ -206,7 +214,11 @@ mod tests {
         ];
         for &(op, status, code, want) in cases {
             let code = (!code.is_empty()).then_some(code);
-            assert_eq!(kind_for_status(op, status, code), want, "{op:?} {status} {code:?}");
+            assert_eq!(
+                kind_for_status(op, status, code),
+                want,
+                "{op:?} {status} {code:?}"
+            );
         }
     }
 
@@ -233,7 +245,10 @@ mod tests {
         );
         assert_eq!(e.kind(), K::AlreadyExists);
         assert_eq!(e.path(), Some("a/b"));
-        assert_eq!(e.message(), Some("HTTP 409 BlobAlreadyExists (container 'ctr')"));
+        assert_eq!(
+            e.message(),
+            Some("HTTP 409 BlobAlreadyExists (container 'ctr')")
+        );
 
         let e = from_azure(
             Op::List,
@@ -242,7 +257,10 @@ mod tests {
             &http_error(404, Some("ContainerNotFound"), b""),
         );
         assert_eq!(e.kind(), K::NotFound);
-        assert!(e.to_string().contains("the container 'ctr' does not exist"), "{e}");
+        assert!(
+            e.to_string().contains("the container 'ctr' does not exist"),
+            "{e}"
+        );
 
         // No header code (the SDK then puts the status text there): read the body.
         let e = from_azure(

@@ -51,9 +51,12 @@ pub use location::{Location, is_azure_url};
 pub use sas::Secret;
 pub use store::AzureStore;
 
+/// The clients of this process, keyed by (endpoint, container).
+type Cache = Mutex<HashMap<(String, String), Arc<AzureStore>>>;
+
 /// The clients of this process, one per (endpoint, container).
-fn cache() -> &'static Mutex<HashMap<(String, String), Arc<AzureStore>>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Arc<AzureStore>>>> = OnceLock::new();
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 

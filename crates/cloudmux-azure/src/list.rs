@@ -86,6 +86,9 @@ struct Props {
     content_length: Option<u64>,
 }
 
+/// One service page: its entries in key order and the next marker.
+pub(crate) type ServicePage = Result<(Vec<Entry>, Option<String>)>;
+
 /// One entry of a service page, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -119,8 +122,8 @@ pub(crate) fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 /// Parses one List Blobs answer.
-pub(crate) fn parse_page(body: &[u8]) -> Result<(Vec<Entry>, Option<String>)> {
-    let r: EnumerationResults = azure_core::xml::from_xml(body.to_vec())
+pub(crate) fn parse_page(body: &[u8]) -> ServicePage {
+    let r: EnumerationResults = azure_core::xml::from_xml(body)
         .map_err(|e| Error::corrupt("list", format!("unreadable List Blobs answer: {e}")))?;
     let entries = r
         .blobs
@@ -197,11 +200,12 @@ pub(crate) async fn fetch(
     req: &ListRequest,
     marker: Option<&str>,
     max: usize,
-) -> Result<(Vec<Entry>, Option<String>)> {
+) -> ServicePage {
     let mut url = container_url.clone();
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("restype", "container").append_pair("comp", "list");
+        q.append_pair("restype", "container")
+            .append_pair("comp", "list");
         if !req.prefix.is_empty() {
             q.append_pair("prefix", &req.prefix);
         }
@@ -217,7 +221,11 @@ pub(crate) async fn fetch(
     request.insert_header("accept", "application/xml");
     request.insert_header("x-ms-version", version.to_string());
     let rsp = pipeline
-        .send(&Context::new(), &mut request, Some(PipelineSendOptions::default()))
+        .send(
+            &Context::new(),
+            &mut request,
+            Some(PipelineSendOptions::default()),
+        )
         .await
         .map_err(|e| from_azure(Op::List, container, &req.prefix, &e))?;
     parse_page(rsp.body())
@@ -228,7 +236,7 @@ pub(crate) async fn fetch(
 pub(crate) async fn page<F, Fut>(req: &ListRequest, mut get: F) -> Result<ListPage>
 where
     F: FnMut(Option<String>, usize) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<Entry>, Option<String>)>>,
+    Fut: std::future::Future<Output = ServicePage>,
 {
     let limit = req.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let mut cur = req.token.as_deref().map(Cursor::decode).unwrap_or_default();
@@ -306,7 +314,9 @@ mod tests {
         let (entries, next) = parse_page(BODY.as_bytes()).unwrap();
         assert_eq!(next.as_deref(), Some("m2"));
         assert_eq!(entries.len(), 3);
-        let Entry::Object(a) = &entries[0] else { panic!() };
+        let Entry::Object(a) = &entries[0] else {
+            panic!()
+        };
         assert_eq!(a.key, "p/a");
         assert_eq!(a.size, 3);
         assert_eq!(a.version, Some(Version::new("\"0x8DD1\"")));
@@ -315,7 +325,9 @@ mod tests {
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_563_000)
         );
         assert_eq!(entries[1], Entry::Prefix("p/d/".into()));
-        let Entry::Object(c) = &entries[2] else { panic!() };
+        let Entry::Object(c) = &entries[2] else {
+            panic!()
+        };
         assert_eq!(c.key, "p/\u{FFFE}");
         assert_eq!(c.version, Some(Version::new("\"0x8DD2\"")));
     }
@@ -342,7 +354,9 @@ mod tests {
     }
 
     /// A fake service over sorted entries whose markers are indexes.
-    fn service(all: Vec<Entry>) -> impl FnMut(Option<String>, usize) -> std::future::Ready<Result<(Vec<Entry>, Option<String>)>> {
+    fn service(
+        all: Vec<Entry>,
+    ) -> impl FnMut(Option<String>, usize) -> std::future::Ready<ServicePage> {
         move |marker, max| {
             let from: usize = marker.map_or(0, |m| m.parse().unwrap());
             let to = (from + max).min(all.len());
@@ -408,7 +422,16 @@ mod tests {
             after: Some("x/y".into()),
         };
         assert_eq!(Cursor::decode(&c.encode()), c);
-        assert_eq!(Cursor::decode("bare"), Cursor { marker: Some("bare".into()), after: None });
-        assert_eq!(Cursor::decode(&Cursor::default().encode()), Cursor::default());
+        assert_eq!(
+            Cursor::decode("bare"),
+            Cursor {
+                marker: Some("bare".into()),
+                after: None
+            }
+        );
+        assert_eq!(
+            Cursor::decode(&Cursor::default().encode()),
+            Cursor::default()
+        );
     }
 }

@@ -109,23 +109,24 @@ pub fn parse(url: &str) -> Result<Location> {
         .split('/')
         .map(|s| percent_decode(s).ok_or_else(|| bad(url, "invalid percent-encoding")))
         .collect::<Result<_>>()?;
-    let (account, rest, endpoint) =
-        if let Some(sfx) = BLOB_HOST_SUFFIXES.iter().find(|s| host.ends_with(*s)) {
-            let account = host[..host.len() - sfx.len()].to_string();
-            let mut ep = u.clone();
-            ep.set_path("");
-            (account, &segs[..], ep)
-        } else if is_emulator_host(&host) {
-            let account = segs.first().cloned().unwrap_or_default();
-            let mut ep = u.clone();
-            ep.set_path(&format!("/{account}"));
-            (account, segs.get(1..).unwrap_or(&[]), ep)
-        } else {
-            return Err(bad(
-                url,
-                "the host is neither <account>.blob.core.windows.net nor an emulator (127.0.0.1, localhost, azurite)",
-            ));
-        };
+    let (account, rest, endpoint) = if let Some(sfx) =
+        BLOB_HOST_SUFFIXES.iter().find(|s| host.ends_with(*s))
+    {
+        let account = host[..host.len() - sfx.len()].to_string();
+        let mut ep = u.clone();
+        ep.set_path("");
+        (account, &segs[..], ep)
+    } else if is_emulator_host(&host) {
+        let account = segs.first().cloned().unwrap_or_default();
+        let mut ep = u.clone();
+        ep.set_path(&format!("/{account}"));
+        (account, segs.get(1..).unwrap_or(&[]), ep)
+    } else {
+        return Err(bad(
+            url,
+            "the host is neither <account>.blob.core.windows.net nor an emulator (127.0.0.1, localhost, azurite)",
+        ));
+    };
     check_account(url, &account)?;
     let container = rest.first().cloned().unwrap_or_default();
     check_container(url, &container)?;

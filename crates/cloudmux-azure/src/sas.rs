@@ -316,7 +316,9 @@ mod tests {
             .1
             .into_owned();
         assert_eq!(sig, EXPECTED_SIG);
-        assert!(q.starts_with("sv=2022-11-02&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00%3A00%3A00Z&spr=https%2Chttp&sig="));
+        assert!(q.starts_with(
+            "sv=2022-11-02&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00%3A00%3A00Z&spr=https%2Chttp&sig="
+        ));
     }
 
     const EXPECTED_SIG: &str = "8wjnWxP8F5T/UlX9mpdTCIE1FcMiFLJkQG7OPybci4k=";

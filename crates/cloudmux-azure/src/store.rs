@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
-    ClientOptions, Etag, HttpClientOptions, NoFormat, Pipeline, RequestContent, RetryOptions, StatusCode,
-    Transport, new_http_client,
+    ClientOptions, Etag, HttpClientOptions, NoFormat, Pipeline, RequestContent, RetryOptions,
+    StatusCode, Transport, new_http_client,
 };
 use azure_storage_blob::models::{
     BlobClientDeleteOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientUploadOptions,
@@ -100,7 +100,6 @@ impl AzureStore {
         // One transport for both; decompression off as the SDK wants it.
         let transport = Transport::new(new_http_client(Some(HttpClientOptions {
             automatic_decompression: false,
-            ..Default::default()
         })));
         let client_options = ClientOptions {
             per_try_policies: per_try,

@@ -78,7 +78,10 @@ async fn create_conflict_and_stale_update_map_as_documented() {
         .await
         .unwrap()
         .version;
-    assert!(v1.as_str().starts_with('"'), "ETag kept with its quotes: {v1}");
+    assert!(
+        v1.as_str().starts_with('"'),
+        "ETag kept with its quotes: {v1}"
+    );
     let e = s
         .put("k", Bytes::from_static(b"2"), PutMode::Create)
         .await
@@ -134,7 +137,8 @@ async fn wrong_key_is_permission_denied_and_never_shown() {
     let Some(s) = fresh_store("wrong_key").await else {
         return;
     };
-    let bad_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    let bad_key =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
     let cfg = AzureConfig {
         credential: cloudmux_azure::Credential::AccountKey(cloudmux_azure::Secret::new(bad_key)),
         ..s.config().clone()
@@ -143,7 +147,10 @@ async fn wrong_key_is_permission_denied_and_never_shown() {
     let e = bad.get("x").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     let shown = format!("{e} {e:?} {bad:?}");
-    assert!(!shown.contains("AAAAAAAA") && !shown.contains("sig="), "{shown}");
+    assert!(
+        !shown.contains("AAAAAAAA") && !shown.contains("sig="),
+        "{shown}"
+    );
     s.delete_container().await.unwrap();
 }
 
@@ -153,7 +160,12 @@ async fn open_url_forms_reach_the_same_blob() {
         return;
     };
     let c = &s.config().container;
-    let ep = s.config().endpoint.as_str().trim_end_matches('/').to_string();
+    let ep = s
+        .config()
+        .endpoint
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
     let a = cloudmux_azure::open_url(&format!("az://{}/{c}/dir/file.txt", s.config().account))
         .await
         .unwrap();
