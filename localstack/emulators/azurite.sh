@@ -85,6 +85,12 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
                 emu_env
                 exit 0
             fi
+            # Died at start (EADDRINUSE when an old Azurite still holds the port)?
+            if ! kill -0 "$(cat "$_azurite_state/azurite.pid")" 2>/dev/null; then
+                echo "azurite: exited at start:" >&2
+                cat "$_azurite_state/azurite.log" >&2
+                exit 1
+            fi
             sleep 0.2
         done
         echo "azurite: not ready after 20 s; see $_azurite_state/azurite.log" >&2

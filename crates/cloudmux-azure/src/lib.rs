@@ -7,7 +7,7 @@
 //! # async fn demo() -> cloudmux_core::Result<()> {
 //! // With AZURE_STORAGE_CONNECTION_STRING set (Azurite's development string
 //! // works as it is), or a SAS token, or an Entra ID login:
-//! let dir = cloudmux_azure::open_url("az://devstoreaccount1/work/runs/1").await?;
+//! let dir = cloudmux_azure::open_url("az://devstoreaccount1/jobs/runs/1").await?;
 //! dir.join("claim")?.write_text("mine").await?; // create-if-absent
 //! # Ok(()) }
 //! ```
