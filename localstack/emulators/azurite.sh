@@ -44,7 +44,10 @@ emu_start() {
     fi
     # --inMemoryPersistence refuses --location: nothing is written to disk.
     # Run from the state folder so any stray file Azurite makes lands there.
-    (cd "$_azurite_state" && nohup "$_azurite_bin" \
+    # `cd` on its own line: `cd && nohup ... &` would background a subshell
+    # and the pid file would name it instead of Azurite.
+    (cd "$_azurite_state" || exit 1
+        nohup "$_azurite_bin" \
         --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
         --inMemoryPersistence --skipApiVersionCheck --disableTelemetry --silent \
         >"$_azurite_state/azurite.log" 2>&1 &
