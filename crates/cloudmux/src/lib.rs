@@ -11,6 +11,8 @@
 //! | `s3://bucket/prefix` | Amazon S3 and compatibles | `s3` |
 //! | `gs://bucket/prefix` | Google Cloud Storage | `gcs` |
 //! | `az://account/container/prefix` | Azure Blob Storage | `azure` |
+//! | `https://account.blob.core.windows.net/container/prefix` | Azure Blob Storage | `azure` |
+//! | `http://127.0.0.1:10000/devstoreaccount1/container/prefix` | Azurite (emulator) | `azure` |
 //!
 //! ```
 //! # tokio_test::block_on(async {
@@ -22,6 +24,9 @@
 
 pub use cloudmux_core::*;
 
+/// The Azure Blob Storage backend (feature `azure`).
+#[cfg(feature = "azure")]
+pub use cloudmux_azure as azure;
 /// The Google Cloud Storage backend (feature `gcs`).
 #[cfg(feature = "gcs")]
 pub use cloudmux_gcs as gcs;
@@ -40,6 +45,13 @@ impl Resolver for AnyResolver {
             None | Some("file") | Some("mem") => UPath::parse(url),
             #[cfg(feature = "gcs")]
             Some("gs") => cloudmux_gcs::open_url(url).await,
+            #[cfg(feature = "azure")]
+            Some("az") => cloudmux_azure::open_url(url).await,
+            // http(s) only for blob-storage hosts and the emulator's path style.
+            #[cfg(feature = "azure")]
+            Some("https" | "http") if cloudmux_azure::is_azure_url(url) => {
+                cloudmux_azure::open_url(url).await
+            }
             Some(other) => Err(Error::invalid(
                 "resolve",
                 format!(
@@ -89,5 +101,34 @@ mod gcs_tests {
         let e = crate::path("gs://Not_A_Bucket/x").await.unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("bad bucket name"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_schemes_are_invalid_input() {
+        let e = path("ftp://host/x").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        // Plain web URLs are never taken for a blob store.
+        let e = path("https://example.com/a/b").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[cfg(feature = "azure")]
+    #[tokio::test]
+    async fn azure_urls_resolve_without_network() {
+        let p = path("az://devstoreaccount1/ctr/a/b.txt").await.unwrap();
+        assert_eq!(p.to_string(), "az://devstoreaccount1/ctr/a/b.txt");
+        let p = path("http://127.0.0.1:10000/devstoreaccount1/ctr/a%20b")
+            .await
+            .unwrap();
+        assert_eq!(p.to_string(), "az://devstoreaccount1/ctr/a b");
+        let e = path("az://devstoreaccount1/Bad_Container")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 }

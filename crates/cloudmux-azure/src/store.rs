@@ -1,0 +1,326 @@
+//! [`AzureStore`]: the [`Store`] implementation for one container.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use azure_core::http::policies::Policy;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::{
+    ClientOptions, Etag, HttpClientOptions, NoFormat, Pipeline, RequestContent, RetryOptions,
+    StatusCode, Transport, new_http_client,
+};
+use azure_storage_blob::models::{
+    BlobClientDeleteOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientUploadOptions,
+};
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use bytes::Bytes;
+use cloudmux_core::{
+    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, PutMode,
+    PutResult, Result, Store, Version,
+};
+
+use crate::config::{AzureConfig, Credential};
+use crate::error::{Op, from_azure};
+use crate::list;
+use crate::sas::{SasPolicy, SasSource};
+
+/// A [`Store`] over one Azure Blob Storage container.
+///
+/// - Versions are ETags exactly as the service sends them (quotes included).
+/// - `PutMode::Create` sends `If-None-Match: *`, `PutMode::Update` sends
+///   `If-Match`; [`delete_if`](Store::delete_if) is supported (`If-Match`).
+/// - Requests are not retried here (the SDK's retries are off): a retry of a
+///   create whose answer was lost would report a false `AlreadyExists`.
+///   [`UPath`](cloudmux_core::UPath) retries `Transient` failures and reads
+///   back after a retried conditional write.
+/// - `start_after` is emulated by skipping (declared in the capabilities).
+pub struct AzureStore {
+    config: AzureConfig,
+    client: BlobContainerClient,
+    /// The same policies and transport as `client`, for List Blobs with a delimiter.
+    pipeline: Pipeline,
+    /// The `x-ms-version` the SDK sends; the raw listing sends the same.
+    api_version: String,
+}
+
+impl fmt::Debug for AzureStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The config's Debug redacts the credential.
+        f.debug_struct("AzureStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureStore {
+    /// Builds a store from a configuration. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an Entra ID credential on a plain-http endpoint or an
+    /// unusable endpoint; `PermissionDenied` when no Entra credential can be built.
+    pub fn new(config: AzureConfig) -> Result<Self> {
+        let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
+        let https = config.endpoint.scheme() == "https";
+        let protocol = if https { "https" } else { "https,http" };
+        match &config.credential {
+            Credential::AccountKey(key) => per_try.push(Arc::new(SasPolicy {
+                source: SasSource::Minted {
+                    account: config.account.clone(),
+                    key: key.clone(),
+                    protocol,
+                    clock: cloudmux_core::clock::system(),
+                    cache: std::sync::Mutex::new(None),
+                },
+            })),
+            Credential::Sas(tok) => per_try.push(Arc::new(SasPolicy {
+                source: SasSource::Fixed(tok.clone()),
+            })),
+            Credential::EntraId => {
+                if !https {
+                    return Err(Error::invalid(
+                        "open",
+                        format!(
+                            "Entra ID tokens are only sent over https, and {} is http: \
+                             set {} (an account key or a SAS)",
+                            config.endpoint,
+                            crate::config::ENV_CONNECTION_STRING
+                        ),
+                    ));
+                }
+                let cred = crate::entra::credential()?;
+                per_try.push(Arc::new(BearerTokenAuthorizationPolicy::new(
+                    cred,
+                    vec!["https://storage.azure.com/.default"],
+                )));
+            }
+            Credential::Anonymous => {}
+        }
+        // One transport for both; decompression off as the SDK wants it.
+        let transport = Transport::new(new_http_client(Some(HttpClientOptions {
+            automatic_decompression: false,
+        })));
+        let client_options = ClientOptions {
+            per_try_policies: per_try,
+            retry: RetryOptions::none(),
+            transport: Some(transport),
+            ..Default::default()
+        };
+        let defaults = BlobContainerClientOptions::default();
+        let api_version = defaults.version.clone();
+        let mut url = config.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|_| Error::invalid("open", "the endpoint cannot carry a path"))?
+            .pop_if_empty()
+            .push(&config.container);
+        let client = BlobContainerClient::new(
+            url,
+            None,
+            Some(BlobContainerClientOptions {
+                client_options: client_options.clone(),
+                ..defaults
+            }),
+        )
+        .map_err(|e| from_azure(Op::List, &config.container, "", &e))?;
+        let pipeline = Pipeline::new(
+            Some("cloudmux-azure"),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Ok(AzureStore {
+            config,
+            client,
+            pipeline,
+            api_version,
+        })
+    }
+
+    /// The configuration (its `Debug` hides the credential).
+    pub fn config(&self) -> &AzureConfig {
+        &self.config
+    }
+
+    /// Creates the container. Returns `false` when it existed already.
+    ///
+    /// # Errors
+    /// `PermissionDenied`, `Transient` and the like.
+    pub async fn create_container(&self) -> Result<bool> {
+        match self.client.create(None).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = from_azure(Op::CreateContainer, &self.config.container, "", &e);
+                if err.kind() == ErrorKind::AlreadyExists {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Deletes the container and everything in it (tests use it to clean up).
+    ///
+    /// # Errors
+    /// `NotFound` when it does not exist; `PermissionDenied`, `Transient`.
+    pub async fn delete_container(&self) -> Result<()> {
+        self.client
+            .delete(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| from_azure(Op::Delete, &self.config.container, "", &e))
+    }
+
+    fn err(&self, op: Op, key: &str, e: &azure_core::Error) -> Error {
+        from_azure(op, &self.config.container, key, e)
+    }
+}
+
+fn version_of(op: Op, key: &str, etag: Option<Etag>) -> Result<Version> {
+    etag.map(|e| Version::new(e.to_string())).ok_or_else(|| {
+        Error::new(ErrorKind::Other, op.name())
+            .with_path(key)
+            .with_message("the service sent no ETag")
+    })
+}
+
+fn time_of(t: Option<time::OffsetDateTime>) -> SystemTime {
+    t.map(SystemTime::from).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+#[async_trait]
+impl Store for AzureStore {
+    fn root_url(&self) -> String {
+        format!("az://{}/{}", self.config.account, self.config.container)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+            .with_conditional_delete(true)
+            .with_list_start_after(false)
+            .with_max_list_page(list::MAX_PAGE)
+    }
+
+    async fn get(&self, key: &str) -> Result<GetResult> {
+        let blob = self.client.blob_client(key);
+        let rsp = blob
+            .download(None)
+            .await
+            .map_err(|e| self.err(Op::Get, key, &e))?;
+        let props = rsp.properties;
+        let bytes: Bytes = rsp
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.err(Op::Get, key, &e))?;
+        Ok(GetResult {
+            meta: ObjectMeta {
+                key: key.to_string(),
+                size: bytes.len() as u64,
+                last_modified: time_of(props.last_modified),
+                version: Some(version_of(Op::Get, key, props.etag)?),
+            },
+            bytes,
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        let rsp = self
+            .client
+            .blob_client(key)
+            .get_properties(None)
+            .await
+            .map_err(|e| self.err(Op::Head, key, &e))?;
+        let conv = |e: azure_core::Error| self.err(Op::Head, key, &e);
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size: rsp.content_length().map_err(conv)?.unwrap_or(0),
+            last_modified: time_of(rsp.last_modified().map_err(conv)?),
+            version: Some(version_of(Op::Head, key, rsp.etag().map_err(conv)?)?),
+        })
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
+        let (op, opts) = match &mode {
+            PutMode::Overwrite => (Op::Put, BlockBlobClientUploadOptions::default()),
+            PutMode::Create => (
+                Op::Create,
+                BlockBlobClientUploadOptions::default().if_not_exists(),
+            ),
+            PutMode::Update(v) => (
+                Op::Update,
+                BlockBlobClientUploadOptions {
+                    if_match: Some(Etag::from(v.as_str())),
+                    ..Default::default()
+                },
+            ),
+        };
+        // `RequestContent::from` is an inherent fn taking Vec<u8>; the trait
+        // conversion from Bytes avoids a copy.
+        let content: RequestContent<Bytes, NoFormat> = Into::into(bytes);
+        let rsp = self
+            .client
+            .blob_client(key)
+            .upload(content, Some(opts))
+            .await
+            .map_err(|e| self.err(op, key, &e))?;
+        Ok(PutResult {
+            version: version_of(op, key, rsp.etag)?,
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.client.blob_client(key).delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.err(Op::Delete, key, &e);
+                // Deleting a missing blob succeeds; a missing container does not.
+                let container_missing = err
+                    .message()
+                    .is_some_and(|m| m.contains("ContainerNotFound"));
+                if e.http_status() == Some(StatusCode::NotFound) && !container_missing {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
+        let opts = BlobClientDeleteOptions {
+            if_match: Some(Etag::from(version.as_str())),
+            ..Default::default()
+        };
+        self.client
+            .blob_client(key)
+            .delete(Some(opts))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(Op::DeleteIf, key, &e))
+    }
+
+    async fn list(&self, req: ListRequest) -> Result<ListPage> {
+        let url = self.client.url().clone();
+        list::page(&req, |marker, max| {
+            let url = url.clone();
+            let req = &req;
+            async move {
+                list::fetch(
+                    &self.pipeline,
+                    &url,
+                    &self.api_version,
+                    &self.config.container,
+                    req,
+                    marker.as_deref(),
+                    max,
+                )
+                .await
+            }
+        })
+        .await
+    }
+}
