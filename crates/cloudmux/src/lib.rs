@@ -22,6 +22,10 @@
 
 pub use cloudmux_core::*;
 
+/// The S3 backend (feature `s3`): [`S3Store`](s3::S3Store), [`S3Config`](s3::S3Config).
+#[cfg(feature = "s3")]
+pub use cloudmux_s3 as s3;
+
 use async_trait::async_trait;
 
 /// Resolves every URL scheme compiled into this build.
@@ -34,6 +38,8 @@ impl Resolver for AnyResolver {
         let scheme = url.split_once("://").map(|(s, _)| s);
         match scheme {
             None | Some("file") | Some("mem") => UPath::parse(url),
+            #[cfg(feature = "s3")]
+            Some("s3") => cloudmux_s3::open_url(url).await,
             Some(other) => Err(Error::invalid(
                 "resolve",
                 format!(
