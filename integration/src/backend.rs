@@ -94,8 +94,7 @@ impl Place {
             },
             Place::Local(dir) => Backend {
                 kind,
-                root: UPath::new(LocalFs::new(dir).expect("temp dir"), "suite")
-                    .expect("valid key"),
+                root: UPath::new(LocalFs::new(dir).expect("temp dir"), "suite").expect("valid key"),
                 suite: SuiteConfig::default(),
                 child_env: vec![],
                 shared_across_processes: true,
@@ -205,7 +204,11 @@ async fn prepare_s3() -> Result<Place, Unreachable> {
         .unwrap_or_else(|| "AWS (no endpoint override)".into());
     let (bucket, prefix, create) = match env("CLOUDMUX_S3_BUCKET") {
         Some(b) => (b, format!("cmx-it-{}", &nonce()[..12]), false),
-        None => (format!("cmx-it-{}", &nonce()[..16]), "suite".to_string(), true),
+        None => (
+            format!("cmx-it-{}", &nonce()[..16]),
+            "suite".to_string(),
+            true,
+        ),
     };
     // Probe with one quick attempt, so an absent emulator is reported at once.
     let mut probe_cfg = cfg.clone().sdk_attempts(1);
@@ -240,7 +243,9 @@ async fn open_s3(bucket: &str, prefix: &str) -> Backend {
     // Each test builds its own client: an SDK client's connection pool is
     // bound to the tokio runtime it first ran on, and every #[tokio::test]
     // has its own runtime.
-    let store = S3Store::new(bucket, &cfg).await.expect("bucket name checked");
+    let store = S3Store::new(bucket, &cfg)
+        .await
+        .expect("bucket name checked");
     let mut child_env = vec![];
     if let Some(e) = cfg.effective_endpoint() {
         child_env.push(("AWS_ENDPOINT_URL_S3".to_string(), e));

@@ -34,7 +34,11 @@ async fn etags_are_passed_back_verbatim() {
         })
         .await
         .unwrap();
-    assert_eq!(listed.objects[0].version.as_ref(), Some(&v1), "list reports the ETag");
+    assert_eq!(
+        listed.objects[0].version.as_ref(),
+        Some(&v1),
+        "list reports the ETag"
+    );
     let v2 = store
         .put(&k, Bytes::from_static(b"two"), PutMode::Update(v1.clone()))
         .await
@@ -45,7 +49,10 @@ async fn etags_are_passed_back_verbatim() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Precondition);
-    assert!(e.to_string().contains("412"), "message names the status: {e}");
+    assert!(
+        e.to_string().contains("412"),
+        "message names the status: {e}"
+    );
     assert_eq!(store.head(&k).await.unwrap().version, Some(v2));
 }
 

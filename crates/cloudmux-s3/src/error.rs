@@ -111,9 +111,7 @@ pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>) -> Error
         401 | 403 => ErrorKind::PermissionDenied,
         // Any other 409 on a write is a conflict with a concurrent request
         // (S3 also uses OperationAborted): retry after re-reading.
-        409 if matches!(op, Op::Put | Op::Create | Op::Update | Op::Delete) => {
-            ErrorKind::Transient
-        }
+        409 if matches!(op, Op::Put | Op::Create | Op::Update | Op::Delete) => ErrorKind::Transient,
         408 | 429 => ErrorKind::Transient,
         501 => ErrorKind::Unsupported,
         500..=599 => ErrorKind::Transient,
@@ -265,7 +263,11 @@ mod tests {
 
     #[test]
     fn permission_problems() {
-        for code in ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"] {
+        for code in [
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        ] {
             assert_eq!(
                 classify(Op::Get, Some(403), Some(code)),
                 PermissionDenied,
@@ -280,7 +282,10 @@ mod tests {
     #[test]
     fn transient_failures() {
         assert_eq!(classify(Op::Put, Some(503), Some("SlowDown")), Transient);
-        assert_eq!(classify(Op::Get, Some(500), Some("InternalError")), Transient);
+        assert_eq!(
+            classify(Op::Get, Some(500), Some("InternalError")),
+            Transient
+        );
         assert_eq!(classify(Op::Get, Some(502), None), Transient);
         assert_eq!(classify(Op::Get, Some(429), None), Transient);
         // S3's RequestTimeout is a 400 but retryable.
@@ -313,14 +318,20 @@ mod tests {
             classify(Op::CreateBucket, Some(409), Some("BucketAlreadyOwnedByYou")),
             AlreadyExists
         );
-        assert_eq!(classify(Op::DeleteBucket, Some(409), Some("BucketNotEmpty")), Other);
+        assert_eq!(
+            classify(Op::DeleteBucket, Some(409), Some("BucketNotEmpty")),
+            Other
+        );
         assert_eq!(classify(Op::Get, Some(418), None), Other);
     }
 
     #[test]
     fn messages_name_status_code_and_bucket_only() {
         let m = http_message(Precondition, 412, Some("PreconditionFailed"), "b1");
-        assert_eq!(m, "S3 answered HTTP 412 (PreconditionFailed) in bucket 'b1'");
+        assert_eq!(
+            m,
+            "S3 answered HTTP 412 (PreconditionFailed) in bucket 'b1'"
+        );
         let m = http_message(PermissionDenied, 403, None, "b1");
         assert_eq!(m, "S3 answered HTTP 403 (no error code) in bucket 'b1'");
         let m = http_message(InvalidInput, 301, Some("PermanentRedirect"), "b1");

@@ -197,7 +197,9 @@ impl Store for S3Store {
             .send()
             .await
             .map_err(|e| from_sdk(Op::Head, &self.bucket, key, e))?;
-        let etag = out.e_tag().ok_or_else(|| self.missing_etag(Op::Head, key))?;
+        let etag = out
+            .e_tag()
+            .ok_or_else(|| self.missing_etag(Op::Head, key))?;
         Ok(self.meta(
             key.to_string(),
             out.content_length(),

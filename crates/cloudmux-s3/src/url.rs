@@ -43,7 +43,10 @@ pub fn parse_url(url: &str) -> Result<(String, String)> {
 /// (today's rules are stricter; legacy buckets may hold capitals and `_`).
 pub(crate) fn validate_bucket(bucket: &str) -> Result<()> {
     if bucket.is_empty() {
-        return Err(Error::invalid("parse", "the S3 URL names no bucket (s3://bucket/prefix)"));
+        return Err(Error::invalid(
+            "parse",
+            "the S3 URL names no bucket (s3://bucket/prefix)",
+        ));
     }
     let ok = bucket.len() <= 255
         && bucket
@@ -87,9 +90,15 @@ mod tests {
         let p = |u: &str| parse_url(u).unwrap();
         assert_eq!(p("s3://b"), ("b".into(), "".into()));
         assert_eq!(p("s3://b/"), ("b".into(), "".into()));
-        assert_eq!(p("s3://my.bucket-1/a/b"), ("my.bucket-1".into(), "a/b".into()));
+        assert_eq!(
+            p("s3://my.bucket-1/a/b"),
+            ("my.bucket-1".into(), "a/b".into())
+        );
         assert_eq!(p("s3://b/a/b//"), ("b".into(), "a/b".into()));
-        assert_eq!(p("s3://Legacy_Bucket/x"), ("Legacy_Bucket".into(), "x".into()));
+        assert_eq!(
+            p("s3://Legacy_Bucket/x"),
+            ("Legacy_Bucket".into(), "x".into())
+        );
     }
 
     #[test]
