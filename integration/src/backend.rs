@@ -7,8 +7,10 @@
 //! therefore never meet.
 //!
 //! To add a backend: a variant in [`Kind`], its name in [`Kind::from_env`],
-//! and an arm in [`Kind::open`] returning its root, the [`SuiteConfig`] that
-//! matches its capabilities and the environment its child processes need.
+//! an arm in `Kind::prepare` (the run's bucket or directory, made once per
+//! process) and one in `Place::open` (a [`Backend`] per test: its root, the
+//! [`SuiteConfig`] that matches its capabilities and the environment its
+//! child processes need).
 
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};

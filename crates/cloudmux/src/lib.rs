@@ -2,7 +2,7 @@
 //!
 //! The crate users depend on. It re-exports [`cloudmux_core`] and, behind the
 //! features `s3`, `gcs` and `azure`, the cloud backends, and it resolves any
-//! supported URL to a path with [`path`] (or the [`Resolver`] it implements).
+//! supported URL to a path with [`path()`] (or the [`Resolver`] it implements).
 //!
 //! | URL | backend | feature |
 //! |---|---|---|
