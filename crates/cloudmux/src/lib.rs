@@ -60,3 +60,30 @@ impl Resolver for AnyResolver {
 pub async fn path(url: &str) -> Result<UPath> {
     AnyResolver.resolve(url).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn s3_urls_resolve_only_with_the_feature() {
+        let r = path("s3://some-bucket/runs/1").await;
+        if cfg!(feature = "s3") {
+            let p = r.unwrap();
+            assert_eq!(p.to_string(), "s3://some-bucket/runs/1");
+            assert_eq!(p.store().root_url(), "s3://some-bucket");
+            let e = path("s3://").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("'s3'"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_invalid_input() {
+        let e = path("ftp://host/x").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+}
