@@ -6,7 +6,7 @@
 //! status, error code, bucket and key only, never the provider's free text or
 //! anything from the request (which may carry signatures).
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use cloudmux_core::{Error, ErrorKind};
 
 /// What kind of request failed: the same status means different things for
@@ -158,10 +158,7 @@ where
     let (kind, message) = match (&err, status) {
         (SdkError::ConstructionFailure(_), _) => (
             ErrorKind::InvalidInput,
-            format!(
-                "the request could not be built: {}",
-                DisplayErrorContext(&err)
-            ),
+            format!("the request could not be built: {}", chain(&err)),
         ),
         (_, Some(status)) => {
             let kind = classify(op, Some(status), code.as_deref());
@@ -175,15 +172,32 @@ where
         ),
         (_, None) => (
             ErrorKind::Transient,
-            format!(
-                "no answer from S3 (bucket '{bucket}'): {}",
-                DisplayErrorContext(&err)
-            ),
+            format!("no answer from S3 (bucket '{bucket}'): {}", chain(&err)),
         ),
     };
+    let path = if key.is_empty() {
+        format!("s3://{bucket}")
+    } else {
+        key.to_string()
+    };
     Error::new(kind, op.name())
-        .with_path(key.to_string())
+        .with_path(path)
         .with_message(message)
+}
+
+/// An error and its causes, by their `Display` only (the SDK's `Debug`
+/// forms are long and may show request internals).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The status of a raw response (implemented for the SDK's response type, so
@@ -323,6 +337,27 @@ mod tests {
             Other
         );
         assert_eq!(classify(Op::Get, Some(418), None), Other);
+    }
+
+    #[test]
+    fn transport_failures_read_as_a_chain() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        assert_eq!(chain(&e), "dispatch failure: Connection refused");
     }
 
     #[test]
