@@ -23,4 +23,6 @@
 //! Credentials come from the standard AWS chain; against emulators use dummy
 //! keys (`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`).
 
+#![warn(missing_docs)]
+
 pub mod backend;

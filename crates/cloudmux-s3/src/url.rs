@@ -66,7 +66,10 @@ pub(crate) fn validate_bucket(bucket: &str) -> Result<()> {
 ///
 /// The SDK client is built once per process and shared by every path opened
 /// this way, so opening many paths is cheap. Nothing is sent until the path
-/// is used.
+/// is used. The client's pooled connections belong to the tokio runtime that
+/// first uses them: a program with one runtime (the usual case) is fine, but
+/// code that creates a runtime per task (like `#[tokio::test]`) should build
+/// its own store with [`S3Store::new`] in each runtime.
 ///
 /// # Errors
 /// `InvalidInput` for a malformed URL.
