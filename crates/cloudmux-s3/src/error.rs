@@ -151,7 +151,7 @@ pub(crate) fn http_message(
 pub(crate) fn from_sdk<E, R>(op: Op, bucket: &str, key: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     let status = err.raw_response().map(|r| r.status_u16());
     let code = err.code().map(str::to_string);
@@ -164,6 +164,15 @@ where
             let kind = classify(op, Some(status), code.as_deref());
             (kind, http_message(kind, status, code.as_deref(), bucket))
         }
+        // The credentials chain failed before anything was sent: a
+        // configuration problem, unless a provider merely timed out.
+        (_, None) if let Some(kind) = credentials_failure(&err) => (
+            kind,
+            format!(
+                "no usable AWS credentials (bucket '{bucket}'): {}",
+                chain(&err)
+            ),
+        ),
         // No response: the error chain names the transport failure (refused,
         // reset, timeout); it holds no request data.
         (SdkError::TimeoutError(_), None) => (
@@ -183,6 +192,24 @@ where
     Error::new(kind, op.name())
         .with_path(path)
         .with_message(message)
+}
+
+/// When a credentials provider failed somewhere in the error's causes: the
+/// kind to report (`Transient` for a provider that timed out, as IMDS may
+/// under load; `PermissionDenied` otherwise).
+fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(match c {
+                CredentialsError::ProviderTimedOut(_) => ErrorKind::Transient,
+                _ => ErrorKind::PermissionDenied,
+            });
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// An error and its causes, by their `Display` only (the SDK's `Debug`
@@ -337,6 +364,31 @@ mod tests {
             Other
         );
         assert_eq!(classify(Op::Get, Some(418), None), Other);
+    }
+
+    #[test]
+    fn credential_failures_are_permission_problems() {
+        use aws_credential_types::provider::error::CredentialsError;
+        #[derive(Debug)]
+        struct Wrap(CredentialsError);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Wrap(CredentialsError::not_loaded("no keys anywhere"));
+        assert_eq!(credentials_failure(&e), Some(PermissionDenied));
+        let e = Wrap(CredentialsError::provider_timed_out(
+            std::time::Duration::from_secs(1),
+        ));
+        assert_eq!(credentials_failure(&e), Some(Transient));
+        let io = std::io::Error::other("reset");
+        assert_eq!(credentials_failure(&io), None);
     }
 
     #[test]
