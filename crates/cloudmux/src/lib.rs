@@ -30,6 +30,9 @@ pub use cloudmux_azure as azure;
 /// The Google Cloud Storage backend (feature `gcs`).
 #[cfg(feature = "gcs")]
 pub use cloudmux_gcs as gcs;
+/// The S3 backend (feature `s3`): [`S3Store`](s3::S3Store), [`S3Config`](s3::S3Config).
+#[cfg(feature = "s3")]
+pub use cloudmux_s3 as s3;
 
 use async_trait::async_trait;
 
@@ -52,6 +55,8 @@ impl Resolver for AnyResolver {
             Some("https" | "http") if cloudmux_azure::is_azure_url(url) => {
                 cloudmux_azure::open_url(url).await
             }
+            #[cfg(feature = "s3")]
+            Some("s3") => cloudmux_s3::open_url(url).await,
             Some(other) => Err(Error::invalid(
                 "resolve",
                 format!(
@@ -107,6 +112,22 @@ mod gcs_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn s3_urls_resolve_only_with_the_feature() {
+        let r = path("s3://some-bucket/runs/1").await;
+        if cfg!(feature = "s3") {
+            let p = r.unwrap();
+            assert_eq!(p.to_string(), "s3://some-bucket/runs/1");
+            assert_eq!(p.store().root_url(), "s3://some-bucket");
+            let e = path("s3://").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("'s3'"), "{e}");
+        }
+    }
 
     #[tokio::test]
     async fn unknown_schemes_are_invalid_input() {

@@ -1,0 +1,265 @@
+//! Which backend the suite runs on: one arm per backend.
+//!
+//! Every test calls [`setup`], which returns a [`Backend`] whose root is a
+//! fresh place for this run of the test binary: a new in-memory store, a new
+//! temporary directory, or a freshly created, randomly named S3 bucket
+//! (created once per run and shared by the tests of that run). Parallel runs
+//! therefore never meet.
+//!
+//! To add a backend: a variant in [`Kind`], its name in [`Kind::from_env`],
+//! an arm in `Kind::prepare` (the run's bucket or directory, made once per
+//! process) and one in `Place::open` (a [`Backend`] per test: its root, the
+//! [`SuiteConfig`] that matches its capabilities and the environment its
+//! child processes need).
+
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cloudmux_core::testkit::SuiteConfig;
+use cloudmux_core::util::nonce;
+use cloudmux_core::{ErrorKind, InMemory, ListRequest, LocalFs, Store, UPath};
+use cloudmux_s3::{S3Config, S3Store};
+use tokio::sync::OnceCell;
+
+/// The environment variable selecting the backend.
+pub const BACKEND_VAR: &str = "CLOUDMUX_TEST_BACKEND";
+/// The environment variable that turns an unreachable backend into a failure.
+pub const REQUIRE_VAR: &str = "CLOUDMUX_REQUIRE_EMULATORS";
+
+/// The backends the suite knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The in-memory store of this process (the default).
+    Memory,
+    /// A fresh temporary directory.
+    Local,
+    /// S3 or an S3 emulator, configured by `CLOUDMUX_S3_*` and the AWS chain.
+    S3,
+}
+
+impl Kind {
+    /// The backend named by `CLOUDMUX_TEST_BACKEND` (default `memory`).
+    ///
+    /// # Panics
+    /// On an unknown name: a typo must not silently test the memory store.
+    pub fn from_env() -> Kind {
+        let v = std::env::var(BACKEND_VAR).unwrap_or_default();
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "memory" | "mem" => Kind::Memory,
+            "local" | "file" => Kind::Local,
+            "s3" => Kind::S3,
+            other => panic!("{BACKEND_VAR}={other:?} is not a backend (memory, local, s3)"),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Local => "local",
+            Kind::S3 => "s3",
+        }
+    }
+
+    /// Prepares this run's place on the backend (once per process).
+    async fn prepare(self) -> Result<Place, Unreachable> {
+        match self {
+            Kind::Memory => Ok(Place::Memory),
+            Kind::Local => Ok(Place::Local(local_dir())),
+            Kind::S3 => prepare_s3().await,
+        }
+    }
+}
+
+/// This run's place on the backend, shared by the tests of the run.
+#[derive(Debug, Clone)]
+enum Place {
+    Memory,
+    Local(std::path::PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Place {
+    /// A backend handle for one test (its own client, on its own runtime).
+    async fn open(&self, kind: Kind) -> Backend {
+        match self {
+            Place::Memory => Backend {
+                kind,
+                root: UPath::new(InMemory::new(), "suite").expect("valid key"),
+                suite: SuiteConfig {
+                    conditional_delete: true,
+                    ..SuiteConfig::default()
+                },
+                child_env: vec![],
+                shared_across_processes: false,
+            },
+            Place::Local(dir) => Backend {
+                kind,
+                root: UPath::new(LocalFs::new(dir).expect("temp dir"), "suite").expect("valid key"),
+                suite: SuiteConfig::default(),
+                child_env: vec![],
+                shared_across_processes: true,
+            },
+            Place::S3 { bucket, prefix } => open_s3(bucket, prefix).await,
+        }
+    }
+}
+
+/// A backend ready for one test.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Which backend.
+    pub kind: Kind,
+    /// A root the test may write below (checks add their own random prefix).
+    pub root: UPath,
+    /// What the conformance suite should expect of this backend.
+    pub suite: SuiteConfig,
+    /// Environment variables a child process needs to open [`Backend::root`]
+    /// by its URL (endpoint, region; credentials are inherited).
+    pub child_env: Vec<(String, String)>,
+    /// Whether other OS processes can see this backend's objects (false for
+    /// the in-memory store).
+    pub shared_across_processes: bool,
+}
+
+/// Why a backend could not be reached.
+#[derive(Debug)]
+struct Unreachable(String);
+
+/// True when `CLOUDMUX_REQUIRE_EMULATORS=1`.
+pub fn required() -> bool {
+    std::env::var(REQUIRE_VAR).is_ok_and(|v| v.trim() == "1")
+}
+
+/// The backend selected by the environment, with a fresh root for this run.
+///
+/// # Panics
+/// When the backend is unreachable and [`required`]: the test fails with the
+/// reason. When it is unreachable and not required, a banner saying SKIPPED is
+/// written straight to stderr (past the test harness's capture) and the test
+/// process exits with status 0 before any check runs, so no check reports a
+/// pass it did not earn.
+pub async fn setup() -> Backend {
+    static PLACE: OnceCell<Result<Place, String>> = OnceCell::const_new();
+    let kind = Kind::from_env();
+    let r = PLACE
+        .get_or_init(|| async move { kind.prepare().await.map_err(|u| u.0) })
+        .await;
+    match r {
+        Ok(place) => place.open(kind).await,
+        Err(why) if required() => panic!(
+            "backend '{}' is unreachable and {REQUIRE_VAR}=1: {why}",
+            kind.name()
+        ),
+        Err(why) => skip_process(kind, why),
+    }
+}
+
+/// The conformance suite's setup: the root and the suite configuration.
+pub async fn suite_root() -> (UPath, SuiteConfig) {
+    let b = setup().await;
+    (b.root, b.suite)
+}
+
+fn skip_process(kind: Kind, why: &str) -> ! {
+    let bar = "!".repeat(72);
+    let msg = format!(
+        "\n{bar}\n!!! SKIPPED: the whole cloudmux integration suite on backend '{}'.\n\
+         !!! The backend is unreachable: {why}\n\
+         !!! No check ran. Set {REQUIRE_VAR}=1 to make this a failure.\n{bar}\n",
+        kind.name()
+    );
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(msg.as_bytes());
+    let _ = err.flush();
+    std::process::exit(0)
+}
+
+/// One temporary directory per run, kept (the tests of the run share it).
+fn local_dir() -> std::path::PathBuf {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir").keep())
+        .clone()
+}
+
+/// The S3 configuration from `CLOUDMUX_S3_*` and the AWS chain.
+pub fn s3_config() -> S3Config {
+    let mut cfg = S3Config::new();
+    if let Some(e) = env("CLOUDMUX_S3_ENDPOINT") {
+        cfg = cfg.endpoint(e);
+    }
+    if let Some(r) = env("CLOUDMUX_S3_REGION").or_else(|| env("AWS_REGION")) {
+        cfg = cfg.region(r);
+    }
+    cfg
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+async fn prepare_s3() -> Result<Place, Unreachable> {
+    let cfg = s3_config();
+    let where_ = cfg
+        .effective_endpoint()
+        .unwrap_or_else(|| "AWS (no endpoint override)".into());
+    let (bucket, prefix, create) = match env("CLOUDMUX_S3_BUCKET") {
+        Some(b) => (b, format!("cmx-it-{}", &nonce()[..12]), false),
+        None => (
+            format!("cmx-it-{}", &nonce()[..16]),
+            "suite".to_string(),
+            true,
+        ),
+    };
+    // Probe with one quick attempt, so an absent emulator is reported at once.
+    let mut probe_cfg = cfg.clone().sdk_attempts(1);
+    probe_cfg.connect_timeout = Duration::from_secs(3);
+    let probe = S3Store::new(&bucket, &probe_cfg)
+        .await
+        .map_err(|e| Unreachable(e.to_string()))?;
+    let probe_result = if create {
+        probe.create_bucket().await
+    } else {
+        probe
+            .list(ListRequest {
+                prefix: format!("{prefix}/"),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    };
+    match probe_result {
+        Ok(()) => Ok(Place::S3 { bucket, prefix }),
+        Err(e) if e.kind() == ErrorKind::Transient => {
+            Err(Unreachable(format!("S3 at {where_}: {e}")))
+        }
+        // Reached, but refused: a configuration error, never a skip.
+        Err(e) => panic!("S3 at {where_} answered, but setting up bucket '{bucket}' failed: {e}"),
+    }
+}
+
+async fn open_s3(bucket: &str, prefix: &str) -> Backend {
+    let cfg = s3_config();
+    // Each test builds its own client: an SDK client's connection pool is
+    // bound to the tokio runtime it first ran on, and every #[tokio::test]
+    // has its own runtime.
+    let store = S3Store::new(bucket, &cfg)
+        .await
+        .expect("bucket name checked");
+    let mut child_env = vec![];
+    if let Some(e) = cfg.effective_endpoint() {
+        child_env.push(("AWS_ENDPOINT_URL_S3".to_string(), e));
+    }
+    if let Some(r) = &cfg.region {
+        child_env.push(("AWS_REGION".to_string(), r.clone()));
+    }
+    Backend {
+        kind: Kind::S3,
+        root: UPath::new(store as Arc<dyn Store>, prefix).expect("valid key"),
+        suite: SuiteConfig::default(),
+        child_env,
+        shared_across_processes: true,
+    }
+}

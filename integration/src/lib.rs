@@ -1,0 +1,28 @@
+//! # cloudmux-integration
+//!
+//! The integration suite of cloudmux: one test binary (`tests/suite.rs`) that
+//! runs the core conformance suite, and multi-process checks, against the
+//! backend chosen by the environment. This library holds what the test binary
+//! and its helper binary share:
+//!
+//! | item | role |
+//! |---|---|
+//! | [`backend`] | `CLOUDMUX_TEST_BACKEND` to a fresh root path, one arm per backend |
+//! | `src/bin/cmx-helper.rs` | a small program the tests spawn as separate OS processes |
+//!
+//! ## Environment
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CLOUDMUX_TEST_BACKEND` | `memory` (default), `local` or `s3` |
+//! | `CLOUDMUX_REQUIRE_EMULATORS` | `1`: an unreachable backend fails the run (CI); otherwise it is skipped with a loud banner |
+//! | `CLOUDMUX_S3_ENDPOINT` | S3 endpoint (else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` / AWS) |
+//! | `CLOUDMUX_S3_REGION` | region (else `AWS_REGION`, else `us-east-1`) |
+//! | `CLOUDMUX_S3_BUCKET` | use this existing bucket (with a random prefix) instead of creating a fresh bucket per run |
+//!
+//! Credentials come from the standard AWS chain; against emulators use dummy
+//! keys (`AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`).
+
+#![warn(missing_docs)]
+
+pub mod backend;

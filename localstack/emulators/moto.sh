@@ -1,0 +1,35 @@
+# moto 5.2.5 (S3) behind moto_serial.py, which serializes requests: stock moto
+# checks a precondition and then writes without a lock, so two conditional
+# writers can both win a race.
+export MOTO_PORT="${CLOUDMUX_MOTO_PORT:-5055}"
+export MOTO_VENV="$EMU_CACHE/moto-5.2.5"
+
+emu_install() {
+    if [[ -f "$MOTO_VENV/.complete" ]]; then
+        echo "moto: cached in $MOTO_VENV"
+        return 0
+    fi
+    emu_venv "$MOTO_VENV" python3
+    "$MOTO_VENV/bin/python" -m pip install --quiet 'moto[s3]==5.2.5' flask flask-cors
+    touch "$MOTO_VENV/.complete"
+}
+
+emu_start() {
+    exec "$MOTO_VENV/bin/python" "$EMU_HERE/emulators/moto_serial.py" \
+        --host 127.0.0.1 --port "$MOTO_PORT"
+}
+
+emu_ready() {
+    emu_http "http://127.0.0.1:$MOTO_PORT/moto-api/"
+}
+
+emu_env() {
+    echo "export CLOUDMUX_MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
+}
+
+# The integration suite against moto: the S3 backend with dummy credentials
+# (moto refuses unsigned conditional writes with a bare 403).
+emu_test_env() {
+    echo "CLOUDMUX_TEST_BACKEND=s3 CLOUDMUX_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT" \
+        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts the emulators, runs the integration suite once per started emulator
+# that declares a suite (emu_test_env), and always stops the emulators again.
+# Exits non-zero when an emulator could not start or any suite failed.
+#
+#   bash localstack/run-tests.sh                       # moto and LocalStack
+#   CLOUDMUX_EMULATORS=moto bash localstack/run-tests.sh
+#   bash localstack/run-tests.sh -- --test-threads 4   # extra args for the test binary
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+export CLOUDMUX_REQUIRE_EMULATORS=1
+export EMU_HERE="$HERE" EMU_STATE="$HERE/.state"
+export EMU_CACHE="${CLOUDMUX_EMULATOR_CACHE:-$HOME/.cache/cloudmux-emulators}"
+# shellcheck source=localstack/lib.sh
+source "$HERE/lib.sh"
+
+extra=()
+if [[ "${1:-}" == "--" ]]; then
+    shift
+    extra=("$@")
+fi
+
+trap 'bash "$HERE/down.sh"' EXIT
+
+status=0
+t0=$(emu_now)
+if ! bash "$HERE/up.sh"; then
+    emu_loud "run-tests.sh: up.sh failed (some emulator did not start)"
+    status=1
+fi
+echo "run-tests.sh: up.sh took $(emu_since "$t0") s"
+[[ -f "$EMU_STATE/env" ]] || exit 1
+# shellcheck disable=SC1091
+source "$EMU_STATE/env"
+
+# Build once, outside the timed runs.
+t0=$(emu_now)
+(cd "$ROOT" && cargo test -p cloudmux-integration --no-run --quiet) || exit 1
+echo "run-tests.sh: build took $(emu_since "$t0") s"
+
+results=()
+for name in $CLOUDMUX_STARTED_EMULATORS; do
+    unset -f emu_install emu_start emu_ready emu_env emu_test_env 2>/dev/null || true
+    # shellcheck disable=SC1090
+    source "$HERE/emulators/$name.sh"
+    if ! declare -F emu_test_env >/dev/null; then
+        continue
+    fi
+    read -r -a suite_env <<<"$(emu_test_env)"
+    echo ""
+    echo "=== integration suite on $name: ${suite_env[*]} ==="
+    t0=$(emu_now)
+    if (cd "$ROOT" && env "${suite_env[@]}" cargo test -p cloudmux-integration -- "${extra[@]}"); then
+        results+=("$name: PASSED in $(emu_since "$t0") s")
+    else
+        results+=("$name: FAILED after $(emu_since "$t0") s")
+        status=1
+    fi
+done
+
+echo ""
+echo "=== summary ==="
+if ((${#results[@]} == 0)); then
+    emu_loud "no suite ran"
+    status=1
+fi
+for r in "${results[@]}"; do
+    echo "$r"
+done
+exit "$status"
