@@ -40,8 +40,9 @@ t0=$(emu_now)
 echo "run-tests.sh: build took $(emu_since "$t0") s"
 
 results=()
+rm -f "$EMU_STATE/measurements.txt"
 for name in $CLOUDMUX_STARTED_EMULATORS; do
-    unset -f emu_install emu_start emu_ready emu_env emu_test_env 2>/dev/null || true
+    unset -f emu_install emu_start emu_ready emu_env emu_test_env emu_crate_tests 2>/dev/null || true
     # shellcheck disable=SC1090
     source "$HERE/emulators/$name.sh"
     if ! declare -F emu_test_env >/dev/null; then
@@ -57,6 +58,19 @@ for name in $CLOUDMUX_STARTED_EMULATORS; do
         results+=("$name: FAILED after $(emu_since "$t0") s")
         status=1
     fi
+    # The backend crate's own emulator-only checks, when it has some.
+    if declare -F emu_crate_tests >/dev/null; then
+        read -r -a crate_args <<<"$(emu_crate_tests)"
+        echo ""
+        echo "=== backend crate tests on $name: cargo test ${crate_args[*]} ==="
+        t0=$(emu_now)
+        if (cd "$ROOT" && env "${suite_env[@]}" cargo test "${crate_args[@]}"); then
+            results+=("$name (crate tests): PASSED in $(emu_since "$t0") s")
+        else
+            results+=("$name (crate tests): FAILED after $(emu_since "$t0") s")
+            status=1
+        fi
+    fi
 done
 
 echo ""
@@ -68,4 +82,9 @@ fi
 for r in "${results[@]}"; do
     echo "$r"
 done
+if [[ -f "$EMU_STATE/measurements.txt" ]]; then
+    echo ""
+    echo "=== measurements ==="
+    cat "$EMU_STATE/measurements.txt"
+fi
 exit "$status"

@@ -14,7 +14,7 @@
 # the integration suite (used by run-tests.sh).
 #
 # Environment:
-#   CLOUDMUX_EMULATORS          names to start (default: "moto localstack")
+#   CLOUDMUX_EMULATORS          names to start (default: "moto localstack fakegcs azurite")
 #   CLOUDMUX_EMULATOR_CACHE     install cache (default: ~/.cache/cloudmux-emulators)
 #   CLOUDMUX_REQUIRE_EMULATORS  1: any emulator that cannot be installed or
 #                               started is an error (exit non-zero)
@@ -25,7 +25,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export EMU_HERE="$HERE"
 export EMU_STATE="$HERE/.state"
 export EMU_CACHE="${CLOUDMUX_EMULATOR_CACHE:-$HOME/.cache/cloudmux-emulators}"
-EMULATORS="${CLOUDMUX_EMULATORS:-moto localstack}"
+EMULATORS="${CLOUDMUX_EMULATORS:-moto localstack fakegcs azurite}"
 REQUIRE="${CLOUDMUX_REQUIRE_EMULATORS:-0}"
 READY_TIMEOUT="${CLOUDMUX_READY_TIMEOUT:-120}"
 mkdir -p "$EMU_STATE" "$EMU_CACHE"
@@ -45,7 +45,7 @@ for name in $EMULATORS; do
         failed+=("$name")
         continue
     fi
-    unset -f emu_install emu_start emu_ready emu_env emu_test_env 2>/dev/null || true
+    unset -f emu_install emu_start emu_ready emu_env emu_test_env emu_crate_tests 2>/dev/null || true
     # shellcheck disable=SC1090
     source "$plugin"
     pidfile="$EMU_STATE/$name.pid"

@@ -15,7 +15,7 @@ step "clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "tests (unit, conformance on memory and local, multi-process, CLI, doc tests)"
-cargo test --workspace --all-features
+cargo test --workspace
 
 step "docs (warnings denied)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features

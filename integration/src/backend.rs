@@ -36,6 +36,11 @@ pub enum Kind {
     Local,
     /// S3 or an S3 emulator, configured by `CLOUDMUX_S3_*` and the AWS chain.
     S3,
+    /// GCS or fake-gcs-server (`STORAGE_EMULATOR_HOST`), else Application
+    /// Default Credentials.
+    Gcs,
+    /// Azure Blob Storage or Azurite, from `AZURE_STORAGE_CONNECTION_STRING`.
+    Azure,
 }
 
 impl Kind {
@@ -49,7 +54,11 @@ impl Kind {
             "" | "memory" | "mem" => Kind::Memory,
             "local" | "file" => Kind::Local,
             "s3" => Kind::S3,
-            other => panic!("{BACKEND_VAR}={other:?} is not a backend (memory, local, s3)"),
+            "gcs" | "gs" => Kind::Gcs,
+            "azure" | "az" => Kind::Azure,
+            other => {
+                panic!("{BACKEND_VAR}={other:?} is not a backend (memory, local, s3, gcs, azure)")
+            }
         }
     }
 
@@ -59,6 +68,8 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Local => "local",
             Kind::S3 => "s3",
+            Kind::Gcs => "gcs",
+            Kind::Azure => "azure",
         }
     }
 
@@ -68,6 +79,8 @@ impl Kind {
             Kind::Memory => Ok(Place::Memory),
             Kind::Local => Ok(Place::Local(local_dir())),
             Kind::S3 => prepare_s3().await,
+            Kind::Gcs => prepare_gcs().await,
+            Kind::Azure => prepare_azure().await,
         }
     }
 }
@@ -78,6 +91,8 @@ enum Place {
     Memory,
     Local(std::path::PathBuf),
     S3 { bucket: String, prefix: String },
+    Gcs { bucket: String },
+    Azure { account: String, container: String },
 }
 
 impl Place {
@@ -102,6 +117,8 @@ impl Place {
                 shared_across_processes: true,
             },
             Place::S3 { bucket, prefix } => open_s3(bucket, prefix).await,
+            Place::Gcs { bucket } => open_gcs(bucket).await,
+            Place::Azure { account, container } => open_azure(account, container),
         }
     }
 }
@@ -260,6 +277,96 @@ async fn open_s3(bucket: &str, prefix: &str) -> Backend {
         root: UPath::new(store as Arc<dyn Store>, prefix).expect("valid key"),
         suite: SuiteConfig::default(),
         child_env,
+        shared_across_processes: true,
+    }
+}
+
+/// A fresh, randomly named bucket on GCS or fake-gcs-server.
+async fn prepare_gcs() -> Result<Place, Unreachable> {
+    let opts = cloudmux_gcs::GcsOptions::from_env().connect_timeout(Duration::from_secs(3));
+    let where_ = opts.endpoint_url().to_string();
+    let bucket = format!("cmx-it-{}", &nonce()[..16]);
+    let store = cloudmux_gcs::GcsStore::connect(&bucket, &opts)
+        .await
+        .map_err(|e| Unreachable(format!("GCS at {where_}: {e}")))?;
+    match store.create_bucket("cloudmux-integration").await {
+        Ok(()) => Ok(Place::Gcs { bucket }),
+        Err(e) if e.kind() == ErrorKind::Transient => {
+            Err(Unreachable(format!("GCS at {where_}: {e}")))
+        }
+        Err(e) => panic!("GCS at {where_} answered, but creating bucket '{bucket}' failed: {e}"),
+    }
+}
+
+async fn open_gcs(bucket: &str) -> Backend {
+    let opts = cloudmux_gcs::GcsOptions::from_env();
+    let store = cloudmux_gcs::GcsStore::connect(bucket, &opts)
+        .await
+        .expect("bucket reached before");
+    let mut child_env = vec![];
+    if let Some(h) = env(cloudmux_gcs::EMULATOR_ENV) {
+        child_env.push((cloudmux_gcs::EMULATOR_ENV.to_string(), h));
+    }
+    Backend {
+        kind: Kind::Gcs,
+        root: UPath::new(store as Arc<dyn Store>, "suite").expect("valid key"),
+        // fake-gcs-server ignores the precondition of a conditional DELETE,
+        // so the backend declares no conditional delete (and never sends one).
+        suite: SuiteConfig::default(),
+        child_env,
+        shared_across_processes: true,
+    }
+}
+
+/// The account named by the connection string (Azurite's by default).
+fn azure_account() -> String {
+    env("AZURE_STORAGE_CONNECTION_STRING")
+        .and_then(|cs| {
+            cs.split(';')
+                .find_map(|p| p.trim().strip_prefix("AccountName=").map(str::to_string))
+        })
+        .unwrap_or_else(|| "devstoreaccount1".to_string())
+}
+
+fn azure_store(account: &str, container: &str) -> Result<Arc<cloudmux_azure::AzureStore>, String> {
+    let loc = cloudmux_azure::location::parse(&format!("az://{account}/{container}"))
+        .map_err(|e| e.to_string())?;
+    let cfg = cloudmux_azure::AzureConfig::from_env(&loc).map_err(|e| e.to_string())?;
+    cloudmux_azure::store_for(cfg).map_err(|e| e.to_string())
+}
+
+/// A fresh, randomly named container on Azure or Azurite.
+async fn prepare_azure() -> Result<Place, Unreachable> {
+    if env("AZURE_STORAGE_CONNECTION_STRING").is_none() && env("AZURE_STORAGE_SAS_TOKEN").is_none()
+    {
+        return Err(Unreachable(
+            "AZURE_STORAGE_CONNECTION_STRING is not set (start Azurite with localstack/up.sh)"
+                .into(),
+        ));
+    }
+    let account = azure_account();
+    let container = format!("cmx-it-{}", &nonce()[..16]);
+    let store = azure_store(&account, &container).map_err(Unreachable)?;
+    match store.create_container().await {
+        Ok(_) => Ok(Place::Azure { account, container }),
+        Err(e) if e.kind() == ErrorKind::Transient => {
+            Err(Unreachable(format!("Azure account {account}: {e}")))
+        }
+        Err(e) => panic!("Azure answered, but creating container '{container}' failed: {e}"),
+    }
+}
+
+fn open_azure(account: &str, container: &str) -> Backend {
+    let store = azure_store(account, container).expect("configuration checked before");
+    Backend {
+        kind: Kind::Azure,
+        root: UPath::new(store as Arc<dyn Store>, "suite").expect("valid key"),
+        suite: SuiteConfig {
+            conditional_delete: true,
+            ..SuiteConfig::default()
+        },
+        // The connection string is inherited by child processes.
+        child_env: vec![],
         shared_across_processes: true,
     }
 }

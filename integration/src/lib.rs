@@ -14,7 +14,9 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `CLOUDMUX_TEST_BACKEND` | `memory` (default), `local` or `s3` |
+//! | `CLOUDMUX_TEST_BACKEND` | `memory` (default), `local`, `s3`, `gcs` or `azure` |
+//! | `STORAGE_EMULATOR_HOST` | fake-gcs-server for `gcs` (else Application Default Credentials) |
+//! | `AZURE_STORAGE_CONNECTION_STRING` | the account for `azure` (Azurite's development string against the emulator) |
 //! | `CLOUDMUX_REQUIRE_EMULATORS` | `1`: an unreachable backend fails the run (CI); otherwise it is skipped with a loud banner |
 //! | `CLOUDMUX_S3_ENDPOINT` | S3 endpoint (else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` / AWS) |
 //! | `CLOUDMUX_S3_REGION` | region (else `AWS_REGION`, else `us-east-1`) |

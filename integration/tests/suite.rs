@@ -6,5 +6,6 @@ mod conformance {
     cloudmux_core::conformance_tests!(cloudmux_integration::backend::suite_root());
 }
 
+mod mux;
 mod processes;
 mod s3;

@@ -36,37 +36,49 @@ emu_install() {
     [ -x "$_azurite_bin" ] || { echo "azurite: install failed" >&2; return 1; }
 }
 
+# Runs Azurite in the foreground: up.sh backgrounds it in its own process
+# group and records the pid (the standalone mode below does too).
+# --inMemoryPersistence refuses --location: nothing is written to disk. It runs
+# from the state folder so that any stray file it makes lands there.
 emu_start() {
     mkdir -p "$_azurite_state"
-    local pidfile="$_azurite_state/azurite.pid"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        return 0
-    fi
-    # --inMemoryPersistence refuses --location: nothing is written to disk.
-    # Run from the state folder so any stray file Azurite makes lands there.
-    # `cd` on its own line: `cd && nohup ... &` would background a subshell
-    # and the pid file would name it instead of Azurite.
-    (cd "$_azurite_state" || exit 1
-        nohup "$_azurite_bin" \
+    cd "$_azurite_state" || return 1
+    exec "$_azurite_bin" \
         --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
-        --inMemoryPersistence --skipApiVersionCheck --disableTelemetry --silent \
-        >"$_azurite_state/azurite.log" 2>&1 &
-        echo $! >"$pidfile")
+        --inMemoryPersistence --skipApiVersionCheck --disableTelemetry --silent
 }
 
 emu_ready() {
     # Any GET is answered (an error document is fine); the Server header names azurite-blob.
     # (Headers are captured first: `curl | grep -q` fails under pipefail when
     # grep exits early and curl gets SIGPIPE.)
-    local headers
-    headers="$(curl -s -m 2 -o /dev/null -D - "http://127.0.0.1:$AZURITE_BLOB_PORT/devstoreaccount1?comp=list" 2>/dev/null || true)"
-    grep -qi '^server: *azurite-blob' <<<"$headers"
+    # Python rather than curl: a fresh machine has python3 but maybe no curl.
+    python3 - "http://127.0.0.1:$AZURITE_BLOB_PORT/devstoreaccount1?comp=list" <<'PY' >/dev/null 2>&1
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=2)
+    server = r.headers.get("Server", "")
+except urllib.error.HTTPError as e:
+    server = e.headers.get("Server", "")
+sys.exit(0 if "azurite-blob" in server.lower() else 1)
+PY
 }
 
 emu_env() {
     # The published, well-known development account of the Azure storage emulators.
     local key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
     echo "export AZURE_STORAGE_CONNECTION_STRING='DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$AZURITE_BLOB_PORT/devstoreaccount1;'"
+}
+
+# The integration suite against Azurite (the connection string comes from the
+# env file up.sh writes).
+emu_test_env() {
+    echo "CLOUDMUX_TEST_BACKEND=azure"
+}
+
+# The backend crate's own emulator tests (cargo arguments).
+emu_crate_tests() {
+    echo "-p cloudmux-azure --features emulator-tests --test emulator"
 }
 
 emu_stop() {
@@ -82,7 +94,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     case "${1:-up}" in
     up)
         emu_install
-        emu_start
+        mkdir -p "$_azurite_state"
+        (emu_start >"$_azurite_state/azurite.log" 2>&1 </dev/null &
+            echo $! >"$_azurite_state/azurite.pid")
         for _ in $(seq 1 100); do
             if emu_ready; then
                 emu_env

@@ -58,24 +58,20 @@ emu_install() {
     touch "$FAKEGCS_CACHE/.installed-0.1.1"
 }
 
+# Runs the server in the foreground: up.sh backgrounds it in its own
+# process group and records the pid (the standalone mode below does too).
 emu_start() {
-    local bin pidfile="$FAKEGCS_STATE/fakegcs.pid"
-    mkdir -p "$FAKEGCS_STATE"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        return 0 # already running
-    fi
+    local bin
     bin="$(fakegcs_binary)"
     if [ -z "$bin" ]; then
         echo "fakegcs: not installed (run emu_install)" >&2
         return 1
     fi
-    nohup "$bin" -scheme http -host "$FAKEGCS_HOST" -port "$FAKEGCS_PORT" \
+    exec "$bin" -scheme http -host "$FAKEGCS_HOST" -port "$FAKEGCS_PORT" \
         -backend memory \
         -public-host "$FAKEGCS_HOST:$FAKEGCS_PORT" \
         -external-url "http://$FAKEGCS_HOST:$FAKEGCS_PORT" \
-        -log-level warn \
-        >"$FAKEGCS_STATE/fakegcs.log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
+        -log-level warn
 }
 
 # Succeeds once the server answers its health check.
@@ -93,6 +89,16 @@ emu_env() {
     echo "export STORAGE_EMULATOR_HOST=http://$FAKEGCS_HOST:$FAKEGCS_PORT"
 }
 
+# The integration suite against fake-gcs-server.
+emu_test_env() {
+    echo "CLOUDMUX_TEST_BACKEND=gcs STORAGE_EMULATOR_HOST=http://$FAKEGCS_HOST:$FAKEGCS_PORT"
+}
+
+# The backend crate's own emulator tests (cargo arguments).
+emu_crate_tests() {
+    echo "-p cloudmux-gcs --features emulator-tests --test emulator"
+}
+
 emu_stop() {
     local pidfile="$FAKEGCS_STATE/fakegcs.pid"
     if [ -f "$pidfile" ]; then
@@ -107,7 +113,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         stop) emu_stop ;;
         up)
             emu_install
-            emu_start
+            mkdir -p "$FAKEGCS_STATE"
+            (emu_start >"$FAKEGCS_STATE/fakegcs.log" 2>&1 </dev/null &
+                echo $! >"$FAKEGCS_STATE/fakegcs.pid")
             for _ in $(seq 1 100); do
                 if emu_ready; then
                     emu_env

@@ -7,6 +7,8 @@
 //! cmx-helper race URL_PREFIX KEYS TAG   # create URL_PREFIX/k0000.. with a body naming TAG;
 //!                                       # prints one line "won N" per key won
 //! cmx-helper read URL                   # prints the object's text
+//! cmx-helper mux MUX_ID WORKER           # joins the session; prints "got I V" per
+//!                                       # element, then "progress CLAIMED COLLISIONS LISTS MARKERS"
 //! ```
 //!
 //! Exit status: 0 on success, 2 on usage errors, 1 on any unexpected error.
@@ -14,7 +16,9 @@
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cmx-helper race URL_PREFIX KEYS TAG | cmx-helper read URL");
+    eprintln!(
+        "usage: cmx-helper race URL_PREFIX KEYS TAG | cmx-helper read URL | cmx-helper mux MUX_ID WORKER"
+    );
     ExitCode::from(2)
 }
 
@@ -27,6 +31,7 @@ async fn main() -> ExitCode {
             Err(_) => return usage(),
         },
         ["read", url] => read(url).await,
+        ["mux", id, worker] => mux(id, worker).await,
         _ => return usage(),
     };
     match r {
@@ -49,6 +54,26 @@ async fn race(prefix: &str, keys: usize, tag: &str) -> cloudmux::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+async fn mux(id: &str, worker: &str) -> cloudmux::Result<()> {
+    let opts = cloudmux::mux::WorkerOptions::default().worker_id(worker);
+    let mut w = cloudmux::worker::<u64>(id, opts).await?;
+    let mut transient = 0;
+    while let Some(r) = w.next().await {
+        match r {
+            Ok((i, v)) => println!("got {i} {v}"),
+            // The worker settles an uncertain claim on the next call.
+            Err(e) if e.is_retryable() && transient < 20 => transient += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    let p = w.progress();
+    println!(
+        "progress {} {} {} {}",
+        p.claimed, p.collisions, p.lists, p.marker_checks
+    );
     Ok(())
 }
 
