@@ -39,6 +39,18 @@ t0=$(emu_now)
 (cd "$ROOT" && cargo test -p cloudmux-integration --no-run --quiet) || exit 1
 echo "run-tests.sh: build took $(emu_since "$t0") s"
 
+# Stops one emulator and starts it again through up.sh (which rewrites the
+# env file for that emulator only; this script sourced the full one already).
+restart_emulator() {
+    local name="$1"
+    emu_stop_pidfile "$EMU_STATE/$name.pid"
+    cp "$EMU_STATE/env" "$EMU_STATE/env.all"
+    CLOUDMUX_EMULATORS="$name" bash "$HERE/up.sh"
+    local ok=$?
+    mv "$EMU_STATE/env.all" "$EMU_STATE/env"
+    return $ok
+}
+
 results=()
 rm -f "$EMU_STATE/measurements.txt"
 for name in $CLOUDMUX_STARTED_EMULATORS; do
@@ -54,6 +66,18 @@ for name in $CLOUDMUX_STARTED_EMULATORS; do
     t0=$(emu_now)
     if (cd "$ROOT" && env "${suite_env[@]}" cargo test -p cloudmux-integration -- "${extra[@]}"); then
         results+=("$name: PASSED in $(emu_since "$t0") s")
+    elif ! emu_ready && restart_emulator "$name"; then
+        # The emulator itself stopped answering (seen once with Azurite under
+        # heavy load). Say so loudly, restart it, and run the suite once more;
+        # a suite that fails against a live emulator is never retried.
+        emu_loud "[$name] the emulator stopped answering during the suite; restarted, running it again"
+        t0=$(emu_now)
+        if (cd "$ROOT" && env "${suite_env[@]}" cargo test -p cloudmux-integration -- "${extra[@]}"); then
+            results+=("$name: PASSED in $(emu_since "$t0") s after an emulator restart")
+        else
+            results+=("$name: FAILED after $(emu_since "$t0") s (also after an emulator restart)")
+            status=1
+        fi
     else
         results+=("$name: FAILED after $(emu_since "$t0") s")
         status=1

@@ -71,8 +71,10 @@ for name in $EMULATORS; do
 
     t0=$(emu_now)
     # Its own session (and so its own process group): down.sh stops the group.
-    export -f emu_start
-    setsid bash -c 'emu_start' >"$log" 2>&1 </dev/null &
+    # A fresh shell that sources the plug-in again, so emu_start can use the
+    # plug-in's other functions and variables.
+    setsid bash -c 'source "$1"; source "$2"; emu_start' emu-start "$HERE/lib.sh" "$plugin" \
+        >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     ok=0
     while (($(emu_since_int "$t0") < READY_TIMEOUT)); do

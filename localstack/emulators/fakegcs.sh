@@ -78,7 +78,7 @@ emu_start() {
 emu_ready() {
     local url="http://$FAKEGCS_HOST:$FAKEGCS_PORT/_internal/healthcheck"
     if command -v curl >/dev/null 2>&1; then
-        curl -fsS -o /dev/null --max-time 2 "$url"
+        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null
     else
         python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url" \
             >/dev/null 2>&1
