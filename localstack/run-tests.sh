@@ -10,6 +10,10 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 export CLOUDMUX_REQUIRE_EMULATORS=1
+# Debug builds of the cloud SDKs keep very large futures; one Azure suite run
+# under heavy load overflowed a 2 MiB tokio worker stack. Threads that do not
+# set their own size get 8 MiB.
+export RUST_MIN_STACK="${RUST_MIN_STACK:-8388608}"
 export EMU_HERE="$HERE" EMU_STATE="$HERE/.state"
 export EMU_CACHE="${CLOUDMUX_EMULATOR_CACHE:-$HOME/.cache/cloudmux-emulators}"
 # shellcheck source=localstack/lib.sh

@@ -367,7 +367,10 @@ impl UPath {
         self.ctx
             .retry
             .run(self.ctx.clock.as_ref(), || {
-                let fut = f();
+                // Boxed: SDK futures are large (very large in debug builds),
+                // and polling them inline through several layers of retry and
+                // timeout frames can exhaust a 2 MiB worker-thread stack.
+                let fut = Box::pin(f());
                 async move {
                     match timeout {
                         None => fut.await,
