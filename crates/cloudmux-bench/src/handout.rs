@@ -2,6 +2,8 @@
 //! on the in-memory store behind [`Faulty`] with per-request latency, doing
 //! no work per element; the baseline ([`crate::baseline`]) runs beside it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -33,6 +35,8 @@ pub(crate) struct Params {
     pub(crate) baseline_budget: Duration,
     /// Seed of latency draws and workers' choices.
     pub(crate) seed: u64,
+    /// Print claims and requests every 50 ms to stderr (diagnostics).
+    pub(crate) timeline: bool,
 }
 
 impl Params {
@@ -205,9 +209,38 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
 
     let before = faulty.stats();
     let t0 = Instant::now();
+    let obtained = Arc::new(AtomicUsize::new(0));
+    let sampler = p.timeline.then(|| {
+        let (faulty, obtained) = (faulty.clone(), obtained.clone());
+        tokio::spawn(async move {
+            let clock = cloudmux_core::clock::system();
+            let mut prev = before;
+            let mut prev_got = 0;
+            loop {
+                clock.sleep(Duration::from_millis(50)).await;
+                let s = faulty.stats();
+                let got = obtained.load(Ordering::Relaxed);
+                eprintln!(
+                    "    t={:>6.3}s claimed {:>5} (+{:>4}) requests +{:>4} (put {:>4} list {:>3} get {:>3} head {:>3}) in flight {:>3}",
+                    t0.elapsed().as_secs_f64(),
+                    got,
+                    got - prev_got,
+                    s.total() - prev.total(),
+                    s.put - prev.put,
+                    s.list - prev.list,
+                    s.get - prev.get,
+                    s.head - prev.head,
+                    s.in_flight
+                );
+                prev = s;
+                prev_got = got;
+            }
+        })
+    });
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|mut w| {
+            let obtained = obtained.clone();
             tokio::spawn(async move {
                 let mut r = TaskResult {
                     indices: Vec::new(),
@@ -224,6 +257,7 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
                             r.obtain.push(s.elapsed());
                             r.at.push(t0.elapsed());
                             r.indices.push(i);
+                            obtained.fetch_add(1, Ordering::Relaxed);
                         }
                         Some(Err(e)) => return Err(e),
                         None => break,
@@ -240,6 +274,9 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
         results.push(t.await.context("a worker task panicked")??);
     }
     let after = faulty.stats();
+    if let Some(s) = sampler {
+        s.abort();
+    }
     summarize(p, n, e, results, Requests::between(&before, &after))
 }
 

@@ -93,6 +93,9 @@ struct Cli {
     /// Duration of the lock hand-off measurement, in seconds.
     #[arg(long, default_value_t = 10.0)]
     lock_seconds: f64,
+    /// Print the hand-out's progress every 50 ms to stderr (diagnostics).
+    #[arg(long)]
+    timeline: bool,
     /// Seed of the injected latency and of the workers' random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -190,6 +193,7 @@ fn main() -> Result<()> {
             baseline_elements: cli.baseline_elements,
             baseline_budget: Duration::from_secs_f64(cli.baseline_seconds),
             seed: cli.seed,
+            timeline: cli.timeline,
         };
         let r = rt.block_on(handout::run(&p, !cli.json))?;
         if !cli.json {
