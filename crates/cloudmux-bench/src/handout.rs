@@ -220,9 +220,11 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
                 clock.sleep(Duration::from_millis(50)).await;
                 let s = faulty.stats();
                 let got = obtained.load(Ordering::Relaxed);
+                let cpu = crate::machine::cpu_seconds();
                 eprintln!(
-                    "    t={:>6.3}s claimed {:>5} (+{:>4}) requests +{:>4} (put {:>4} list {:>3} get {:>3} head {:>3}) in flight {:>3}",
+                    "    t={:>6.3}s cpu {:>5.3}s claimed {:>5} (+{:>4}) requests +{:>4} (put {:>4} list {:>3} get {:>3} head {:>3}) in flight {:>3}",
                     t0.elapsed().as_secs_f64(),
+                    cpu,
                     got,
                     got - prev_got,
                     s.total() - prev.total(),

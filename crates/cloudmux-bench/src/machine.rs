@@ -94,6 +94,22 @@ pub(crate) fn peak_rss_kib() -> Option<u64> {
     kib_field(&status, "VmHWM")
 }
 
+/// CPU time (user + system) this process has used, in seconds, if known.
+pub(crate) fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second
+    // on Linux); the command name in field 2 may contain spaces, so count
+    // from the closing parenthesis.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //! opaque [`Version`] token that fails with [`Precondition`](crate::ErrorKind::Precondition).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -28,12 +29,14 @@ use crate::error::Result;
 /// backend. Like an S3 ETag, a token may repeat when identical bytes are written
 /// again: protocols that compare-and-swap put a nonce in every body.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Version(String);
+pub struct Version(Arc<str>);
 
 impl Version {
     /// Wraps a backend's token.
     pub fn new(token: impl Into<String>) -> Self {
-        Version(token.into())
+        // Shared, so that copying a version into each entry of a listing
+        // does not allocate.
+        Version(Arc::from(token.into()))
     }
 
     /// The token as the backend spelled it.

@@ -284,7 +284,7 @@ async fn create_race_on(root: &UPath, keys: usize, tasks: usize) {
     }
 }
 
-/// A counter document. `recent` keeps the nonces of the last writes, so a
+/// A counter document. `recent` keeps the nonces of the writes, so a
 /// writer whose response was lost can tell whether its increment landed even
 /// after others wrote on top of it (an idempotency key, as real protocols use).
 #[derive(Serialize, Deserialize)]
@@ -300,6 +300,7 @@ pub async fn cas_counter(root: &UPath, _cfg: &SuiteConfig) {
 }
 
 async fn cas_counter_on(root: &UPath, tasks: u64, each: u64) {
+    let keep = (tasks * each) as usize;
     let p = root.join("counter").unwrap();
     p.write_json(&Counter {
         n: 0,
@@ -319,7 +320,11 @@ async fn cas_counter_on(root: &UPath, tasks: u64, each: u64) {
                 let mine = nonce();
                 let mut recent = c.recent;
                 recent.push(mine.clone());
-                if recent.len() > 64 {
+                // Keep every nonce of the run: a writer whose response was
+                // lost retries after a backoff, and on a fast store more
+                // than a short window of writes land meanwhile (a window of
+                // 64 let a landed increment look lost and be done twice).
+                if recent.len() > keep {
                     recent.remove(0);
                 }
                 let next = Counter { n: c.n + 1, recent };

@@ -382,3 +382,30 @@ fn blocking_iterator_outside_async() {
     want.sort();
     assert_eq!(all, want);
 }
+
+/// The indices form a circle: a lone worker walks from its random start to
+/// the end and on from index 0, and never needs to list the claims.
+#[tokio::test]
+async fn a_lone_worker_wraps_around_without_listing() {
+    let root = UPath::new(InMemory::new(), "jobs").unwrap();
+    let n = 250;
+    let mux = Multiplexer::new(0..n as u64, &root, None).await.unwrap();
+    let id = mux.create_read_session().await.unwrap();
+    for seed in [1u64, 2, 3] {
+        let id = mux.create_read_session().await.unwrap();
+        let opts = WorkerOptions::default().worker_id("solo").seed(seed);
+        let mut w = Worker::<u64>::open_path(mux.path(), id, opts)
+            .await
+            .unwrap();
+        let mut order = Vec::new();
+        while let Some(r) = w.next().await {
+            order.push(r.unwrap().0);
+        }
+        let start = order[0];
+        let expected: Vec<usize> = (start..n).chain(0..start).collect();
+        assert_eq!(order, expected, "seed {seed}");
+        assert_eq!(w.progress().lists, 0, "seed {seed}");
+        assert_eq!(w.progress().collisions, 0);
+    }
+    assert!(!mux.done(&id).await.unwrap());
+}

@@ -45,7 +45,8 @@
 //!     sessions/<session-id>/
 //!         session.json         {"version":1,"count":E,"width":W,...}
 //!         claims/<i>           one object per handed-out element, i zero-padded to W digits
-//!         exhausted            written once a listing showed every element claimed
+//!         full/<k>             block k (indices k*1000 .. k*1000+999) seen fully claimed
+//!         exhausted            written once a worker knew every element claimed
 //!         workers/<w>.json     each worker's own progress summary (for stat)
 //! ```
 //!
@@ -55,16 +56,20 @@
 //! write N different objects, so throughput grows with N.
 //!
 //! **Avoiding the herd.** Each worker starts at a random index and walks
-//! forward while its creates succeed. On a collision it lists one page of
-//! claims from a random not-yet-known index, learns which indices are taken,
-//! and jumps to the middle of the largest free run in that page (a random
-//! index for short runs). The listing also tells it where that run ends, so
-//! it does not probe the claimed index after it. A local bitmap of known
-//! claims means no index is ever probed twice.
+//! forward while its creates succeed; the indices form a circle, so a walk
+//! that passes the last index goes on at index 0. On a collision it lists
+//! one page of claims from a random not-yet-known index, learns which
+//! indices are taken, and jumps to the middle of the largest free run in
+//! that page (a random index for short runs). The listing also tells it
+//! where that run ends, so it does not probe the claimed index after it. A
+//! local bitmap of known claims means no index is ever probed twice.
 //!
-//! **Ending.** A worker stops when its listings show every element claimed;
-//! it then creates `exhausted`, so that the others, in the tail, stop after
-//! one `head` instead of scanning every claim.
+//! **Ending.** A worker whose listing shows a block of 1,000 indices fully
+//! claimed creates `full/<k>` (create-only; losing that race is fine). A
+//! worker whose last page had no free index lists `full/` before listing
+//! claims again, so it skips the blocks others have seen full instead of
+//! scanning every claim. It stops when it knows every element claimed, and
+//! then creates `exhausted`, which [`Multiplexer::done`] reads.
 //!
 //! **Lost responses.** A create whose response was lost is retried; if the
 //! retry meets `AlreadyExists`, the claim is read back and the nonce decides.

@@ -101,6 +101,20 @@ impl Known {
     fn full(&self) -> bool {
         self.count == self.len
     }
+    /// The first known index at or after `from` (no wrapping).
+    fn next_known(&self, from: usize) -> Option<usize> {
+        let mut wi = from / 64;
+        let mut w = *self.words.get(wi)? & (u64::MAX << (from % 64));
+        loop {
+            if w != 0 {
+                let j = wi * 64 + w.trailing_zeros() as usize;
+                return (j < self.len).then_some(j);
+            }
+            wi += 1;
+            w = *self.words.get(wi)?;
+        }
+    }
+
     /// The first unknown index at or after `from`, wrapping around.
     fn next_unknown(&self, from: usize) -> Option<usize> {
         if self.full() {
@@ -124,6 +138,22 @@ impl Known {
         }
         None
     }
+}
+
+/// The index of a claim key: the key ends with `/` and exactly `width`
+/// digits. Done on bytes: workers in the tail parse thousands of keys per
+/// listing.
+fn claim_index(key: &str, width: usize) -> Option<usize> {
+    let k = key.as_bytes();
+    if k.len() <= width || k[k.len() - width - 1] != b'/' {
+        return None;
+    }
+    let digits = &k[k.len() - width..];
+    digits.iter().try_fold(0usize, |acc, d| {
+        d.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(usize::from(d - b'0')))
+            .flatten()
+    })
 }
 
 /// Claims per block marker (`full/<k>` covers indices `k*BLOCK..(k+1)*BLOCK`).
@@ -401,13 +431,20 @@ impl<T: DeserializeOwned> Worker<T> {
 
     fn next_in_run(&mut self) -> Option<usize> {
         let r = self.run?;
-        let mut i = r.next;
-        while i < r.end && i < self.doc.count {
+        let n = self.doc.count;
+        let (mut i, mut end) = (r.next, r.end.min(n));
+        if i >= n && end == n {
+            // The indices form a circle: a run that reaches the last index
+            // goes on at index 0, up to the first index known to be claimed.
+            // Without this nobody walks towards index 0, and the run before
+            // the first start is left until the very end, when every
+            // worker lists its way to it at once.
+            i = 0;
+            end = self.known.next_known(0).unwrap_or(n);
+        }
+        while i < end {
             if !self.known.get(i) {
-                self.run = Some(Run {
-                    next: i,
-                    end: r.end,
-                });
+                self.run = Some(Run { next: i, end });
                 return Some(i);
             }
             i += 1;
@@ -485,10 +522,8 @@ impl<T: DeserializeOwned> Worker<T> {
             self.progress.lists += 1;
             let mut last = None;
             for o in &page.objects {
-                let name = o.key.rsplit('/').next().unwrap_or("");
-                if let Ok(i) = name.parse::<usize>()
+                if let Some(i) = claim_index(&o.key, self.doc.width)
                     && i < n
-                    && name.len() == self.doc.width
                 {
                     self.known.set(i);
                     last = Some(i);
@@ -576,6 +611,7 @@ impl<T: DeserializeOwned> Worker<T> {
         if lo >= hi {
             return;
         }
+        let mut writes = Vec::new();
         for k in lo / BLOCK..=(hi - 1) / BLOCK {
             if self.blocks_marked[k] {
                 continue;
@@ -591,13 +627,17 @@ impl<T: DeserializeOwned> Worker<T> {
                     continue;
                 };
                 self.progress.marker_checks += 1;
-                if let Err(e) = p.write_bytes(Bytes::from_static(b"{}")).await
-                    && !e.is_already_exists()
-                {
-                    tracing::debug!(error = %e, "could not write a block marker");
-                }
+                writes.push(async move {
+                    if let Err(e) = p.write_bytes(Bytes::from_static(b"{}")).await
+                        && !e.is_already_exists()
+                    {
+                        tracing::debug!(error = %e, "could not write a block marker");
+                    }
+                });
             }
         }
+        // One listing can complete two blocks: write their markers at once.
+        futures::future::join_all(writes).await;
     }
 
     /// Marks the session exhausted (create-only; losing that race is fine).
@@ -715,5 +755,48 @@ impl<T: DeserializeOwned> Iterator for BlockingWorker<T> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_indexed().map(|r| r.map(|(_, v)| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(len: usize, set: &[usize]) -> Known {
+        let mut k = Known::new(len);
+        for &i in set {
+            k.set(i);
+        }
+        k
+    }
+
+    #[test]
+    fn next_known_does_not_wrap() {
+        let k = known(200, &[3, 64, 130]);
+        assert_eq!(k.next_known(0), Some(3));
+        assert_eq!(k.next_known(3), Some(3));
+        assert_eq!(k.next_known(4), Some(64));
+        assert_eq!(k.next_known(65), Some(130));
+        assert_eq!(k.next_known(131), None);
+        assert_eq!(k.next_known(500), None);
+        assert_eq!(known(70, &[]).next_known(0), None);
+    }
+
+    #[test]
+    fn next_unknown_wraps() {
+        let k = known(130, &(5..130).collect::<Vec<_>>());
+        assert_eq!(k.next_unknown(100), Some(0));
+        assert_eq!(k.next_unknown(3), Some(3));
+        assert!(known(3, &[0, 1, 2]).next_unknown(0).is_none());
+    }
+
+    #[test]
+    fn claim_keys_parse_by_width() {
+        assert_eq!(claim_index("d/sessions/s/claims/00042", 5), Some(42));
+        assert_eq!(claim_index("claims/9", 1), Some(9));
+        assert_eq!(claim_index("d/claims/0042", 5), None, "too short");
+        assert_eq!(claim_index("d/claims/000042", 5), None, "too long");
+        assert_eq!(claim_index("d/claims/00a42", 5), None);
+        assert_eq!(claim_index("00042", 5), None, "no separator");
     }
 }
