@@ -1,8 +1,18 @@
-# LocalStack core 2026.3.0 (S3 only), run as a plain Python process (no Docker).
-# It needs CPython 3.13 (3.11 fails): found under `pyenv root` or as python3.13.
-export LOCALSTACK_PORT="${CLOUDMUX_LOCALSTACK_PORT:-4566}"
-export LOCALSTACK_VENV="$EMU_CACHE/localstack-2026.3.0"
+# shellcheck shell=bash
+# LocalStack core (S3 only), pinned to 2026.3.0, in a venv in the emulator
+# cache, run as a plain Python process (no Docker).
+# Port: 4566; CLOUDMUX_LOCALSTACK_PORT changes it.
+# Quirks:
+# - It needs CPython 3.13 (3.11 fails): found under `pyenv root` or as
+#   python3.13.
+# - The `localstack start` CLI demands an auth token; the runtime module that
+#   emu_start runs does not.
+# - It may hang on SIGTERM: lib.sh's emu_stop_pidfile follows with SIGKILL.
+# - Conditional delete is answered 501.
+LOCALSTACK_PORT="${CLOUDMUX_LOCALSTACK_PORT:-4566}"
+LOCALSTACK_VENV="$EMU_CACHE/localstack-2026.3.0"
 
+# Prints the path of a CPython 3.13 interpreter (fails when there is none).
 localstack_python() {
     local c root
     root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
@@ -31,11 +41,11 @@ emu_install() {
     touch "$LOCALSTACK_VENV/.complete"
 }
 
+# A fresh, empty file-system root under the state folder on every start.
 emu_start() {
     local fs="$EMU_STATE/localstack-fs"
     rm -rf "$fs"
     mkdir -p "$fs"
-    # The `localstack start` CLI demands an auth token; the runtime does not.
     export OVERRIDE_IN_DOCKER=0 SERVICES=s3 EAGER_SERVICE_LOADING=1 GATEWAY_SERVER=hypercorn \
         GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" LOCALSTACK_HOST="127.0.0.1:$LOCALSTACK_PORT" \
         DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 FILESYSTEM_ROOT="$fs"
@@ -50,6 +60,7 @@ emu_env() {
     echo "export CLOUDMUX_LOCALSTACK_ENDPOINT=http://127.0.0.1:$LOCALSTACK_PORT"
 }
 
+# The integration suite against LocalStack: the S3 backend with dummy credentials.
 emu_test_env() {
     echo "CLOUDMUX_TEST_BACKEND=s3 CLOUDMUX_S3_ENDPOINT=http://127.0.0.1:$LOCALSTACK_PORT" \
         "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
