@@ -56,11 +56,13 @@ emu_stop_pidfile() {
 
 # A venv in the cache, created with the given interpreter when missing.
 # emu_venv DIR PYTHON
+# Plug-ins check each step's status themselves: up.sh calls emu_install as an
+# `if` condition, where `set -e` does not apply.
 emu_venv() {
     local dir="$1" py="$2"
     if [[ ! -x "$dir/bin/python" ]]; then
         rm -rf "$dir"
-        "$py" -m venv "$dir"
-        "$dir/bin/python" -m pip install --quiet --upgrade pip
+        "$py" -m venv "$dir" &&
+            "$dir/bin/python" -m pip install --quiet --upgrade pip
     fi
 }

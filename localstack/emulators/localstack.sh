@@ -35,9 +35,9 @@ emu_install() {
         echo "LocalStack needs CPython 3.13 and none was found (pyenv versions/3.13.*, python3.13)." >&2
         return 1
     fi
-    emu_venv "$LOCALSTACK_VENV" "$py"
+    emu_venv "$LOCALSTACK_VENV" "$py" || return 1
     "$LOCALSTACK_VENV/bin/python" -m pip install --quiet 'localstack-core[base-runtime]==2026.3.0' \
-        'moto-ext>=5.1.22' 'cbor2<6' 'pyopenssl<26' service_identity
+        'moto-ext>=5.1.22' 'cbor2<6' 'pyopenssl<26' service_identity || return 1
     touch "$LOCALSTACK_VENV/.complete"
 }
 

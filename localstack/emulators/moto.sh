@@ -15,8 +15,8 @@ emu_install() {
         echo "moto: cached in $MOTO_VENV"
         return 0
     fi
-    emu_venv "$MOTO_VENV" python3
-    "$MOTO_VENV/bin/python" -m pip install --quiet 'moto[s3]==5.2.5' flask flask-cors
+    emu_venv "$MOTO_VENV" python3 || return 1
+    "$MOTO_VENV/bin/python" -m pip install --quiet 'moto[s3]==5.2.5' flask flask-cors || return 1
     touch "$MOTO_VENV/.complete"
 }
 
