@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by up.sh, down.sh, run-tests.sh and the emulator plug-ins.
 
 emu_now() { date +%s.%N; }
@@ -36,12 +37,12 @@ PY
 # Stops the process group recorded in a pid file: SIGTERM, then SIGKILL after
 # a few seconds (LocalStack may hang on SIGTERM).
 emu_stop_pidfile() {
-    local pidfile="$1" pid i
+    local pidfile="$1" pid
     [[ -f "$pidfile" ]] || return 0
     pid=$(cat "$pidfile")
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 30); do
+        for _ in $(seq 1 30); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.2
         done

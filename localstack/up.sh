@@ -73,6 +73,7 @@ for name in $EMULATORS; do
     # Its own session (and so its own process group): down.sh stops the group.
     # A fresh shell that sources the plug-in again, so emu_start can use the
     # plug-in's other functions and variables.
+    # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
     setsid bash -c 'source "$1"; source "$2"; emu_start' emu-start "$HERE/lib.sh" "$plugin" \
         >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
