@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts the emulators, runs the integration suite once per started emulator
-# that declares a suite (emu_test_env), and always stops the emulators again.
-# Exits non-zero when an emulator could not start or any suite failed.
+# that declares a suite (emu_test_env) and then its backend crate's emulator
+# tests (emu_crate_tests) where it names them, and always stops the emulators
+# again. Exits non-zero when an emulator could not start or any suite failed.
 #
-#   bash localstack/run-tests.sh                       # moto and LocalStack
+#   bash localstack/run-tests.sh                       # all four emulators
 #   CLOUDMUX_EMULATORS=moto bash localstack/run-tests.sh
 #   bash localstack/run-tests.sh -- --test-threads 4   # extra args for the test binary
 set -uo pipefail

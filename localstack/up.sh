@@ -2,7 +2,9 @@
 # Installs (when missing) and starts the local object-store emulators, without Docker.
 #
 #   bash localstack/up.sh            # the emulators named in CLOUDMUX_EMULATORS
+#   CLOUDMUX_EMULATORS=fakegcs bash localstack/up.sh   # one emulator alone
 #   source localstack/.state/env     # then: endpoints for the tests
+#   bash localstack/down.sh          # stops them all
 #
 # Each emulator is a plug-in, emulators/<name>.sh, defining four functions:
 #   emu_install  install into $EMU_CACHE if missing (cheap when already there)
@@ -11,7 +13,10 @@
 #   emu_ready    exit 0 once the server answers its readiness probe
 #   emu_env      print `export KEY=VALUE` lines naming its endpoint(s)
 # and, optionally, emu_test_env printing the `KEY=VALUE` words that select it in
-# the integration suite (used by run-tests.sh).
+# the integration suite and emu_crate_tests printing the `cargo test` arguments
+# of its backend crate's emulator tests (both used by run-tests.sh).
+# Plug-ins find their folders in EMU_CACHE (installs), EMU_STATE (pid files,
+# logs, scratch) and EMU_HERE (localstack/); they have no stop of their own.
 #
 # Environment:
 #   CLOUDMUX_EMULATORS          names to start (default: "moto localstack fakegcs azurite")
