@@ -11,6 +11,8 @@
 //! | [`PermissionDenied`](ErrorKind::PermissionDenied) | fixes credentials; retrying will not help |
 //! | [`InvalidInput`](ErrorKind::InvalidInput) | fixes the input (a path, a URL, a mux id, a config) |
 //! | [`Transient`](ErrorKind::Transient) | retries later (timeouts, 5xx, throttling, lost responses) |
+//! | [`OutcomeUnknown`](ErrorKind::OutcomeUnknown) | settles it: a write may or may not have happened; read back (by a nonce) or re-send the *same* body |
+//! | [`Fenced`](ErrorKind::Fenced) | stops: a newer holder (a higher fencing token) owns the resource now |
 //! | [`LockTimeout`](ErrorKind::LockTimeout) | gives up or waits longer: somebody else holds the lock |
 //! | [`Unsupported`](ErrorKind::Unsupported) | uses another way: the backend lacks this capability |
 //! | [`Corrupt`](ErrorKind::Corrupt) | investigates: stored data could not be decoded |
@@ -38,7 +40,18 @@ pub enum ErrorKind {
     InvalidInput,
     /// A temporary failure: a timeout, a 5xx, throttling, a connection reset, or a
     /// response that was lost after the request was sent. Retrying may succeed.
+    /// For a write, [`Error::may_have_applied`] says whether it may have taken
+    /// effect anyway.
     Transient,
+    /// A conditional write whose outcome cannot be known: an attempt may have
+    /// been applied (its response was lost, or it timed out and may still be
+    /// applied later), and what could be read afterwards does not settle it.
+    /// Never a success and never a lost race: re-send the same body, or read
+    /// the object back and compare a nonce it carries.
+    OutcomeUnknown,
+    /// A write was refused because a newer holder owns the resource: the lock
+    /// or lease was taken over (its fencing token is no longer the newest).
+    Fenced,
     /// A lock could not be acquired in time; [`Error::lock_holder`] names the holder.
     LockTimeout,
     /// The backend does not offer this capability (for example conditional delete).
@@ -59,6 +72,8 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::Transient => "transient failure",
+            ErrorKind::OutcomeUnknown => "outcome unknown",
+            ErrorKind::Fenced => "fenced off",
             ErrorKind::LockTimeout => "lock timeout",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Corrupt => "corrupt data",
@@ -75,6 +90,44 @@ impl fmt::Display for ErrorKind {
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What a [`NotFound`](ErrorKind::NotFound) error says is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Missing {
+    /// The object (key) does not exist.
+    Object,
+    /// The bucket or container itself does not exist: a configuration
+    /// problem, not an absent object.
+    Bucket,
+}
+
+/// Who holds a lock, as a busy lock reports it
+/// ([`ErrorKind::LockTimeout`], [`Error::lock_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The holder's name (by default `host/pid/thread`).
+    pub holder: String,
+    /// When the holder acquired the lock, by the holder's clock.
+    pub acquired: std::time::SystemTime,
+    /// When the holder's lease runs out unless renewed, by the holder's clock.
+    pub expires: std::time::SystemTime,
+    /// The fencing token of this acquisition (see [`crate::lock`]).
+    pub token: u64,
+}
+
+impl fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} since {} until {} (token {})",
+            self.holder,
+            crate::clock::rfc3339_secs(self.acquired),
+            crate::clock::rfc3339_secs(self.expires),
+            self.token
+        )
+    }
+}
+
 /// The error type of every cloudmux operation.
 ///
 /// Display reads as `<operation> <path>: <kind>: <detail>`, for example
@@ -88,7 +141,9 @@ struct Inner {
     op: &'static str,
     path: Option<String>,
     message: Option<String>,
-    holder: Option<String>,
+    missing: Option<Missing>,
+    not_applied: bool,
+    lock: Option<LockInfo>,
     source: Option<Source>,
 }
 
@@ -101,7 +156,9 @@ impl Error {
                 op,
                 path: None,
                 message: None,
-                holder: None,
+                missing: None,
+                not_applied: false,
+                lock: None,
                 source: None,
             }),
         }
@@ -115,6 +172,13 @@ impl Error {
     /// Shorthand for an [`ErrorKind::Corrupt`] error with a message.
     pub fn corrupt(op: &'static str, message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Corrupt, op).with_message(message)
+    }
+
+    /// A [`NotFound`](ErrorKind::NotFound) error saying what is missing.
+    pub fn not_found(op: &'static str, missing: Missing) -> Self {
+        let mut e = Error::new(ErrorKind::NotFound, op);
+        e.inner.missing = Some(missing);
+        e
     }
 
     /// Attaches the path (a URL or a key) the operation was about.
@@ -146,9 +210,24 @@ impl Error {
         self
     }
 
-    /// Attaches the name of a lock's current holder (for [`ErrorKind::LockTimeout`]).
-    pub fn with_holder(mut self, holder: impl Into<String>) -> Self {
-        self.inner.holder = Some(holder.into());
+    /// Says that the failed request certainly did not take effect (it was
+    /// refused before anything was written: connection refused, throttled,
+    /// S3's 409 ConditionalRequestConflict). Retrying it is then as safe as
+    /// sending it the first time.
+    pub fn not_applied(mut self) -> Self {
+        self.inner.not_applied = true;
+        self
+    }
+
+    /// Attaches the current holder of a busy lock.
+    pub fn with_lock_info(mut self, info: LockInfo) -> Self {
+        self.inner.lock = Some(info);
+        self
+    }
+
+    /// Changes the kind, keeping everything else.
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.inner.kind = kind;
         self
     }
 
@@ -172,14 +251,42 @@ impl Error {
         self.inner.message.as_deref()
     }
 
+    /// For a [`NotFound`](ErrorKind::NotFound): whether the object or the
+    /// bucket is missing, when the backend could tell.
+    pub fn missing(&self) -> Option<Missing> {
+        self.inner.missing
+    }
+
+    /// True for a `NotFound` that names a missing bucket or container.
+    pub fn is_bucket_missing(&self) -> bool {
+        self.inner.missing == Some(Missing::Bucket)
+    }
+
+    /// For a [`ErrorKind::LockTimeout`]: who holds the lock, since and until when.
+    pub fn lock_info(&self) -> Option<&LockInfo> {
+        self.inner.lock.as_ref()
+    }
+
     /// For a [`ErrorKind::LockTimeout`]: who holds the lock.
     pub fn lock_holder(&self) -> Option<&str> {
-        self.inner.holder.as_deref()
+        self.inner.lock.as_ref().map(|l| l.holder.as_str())
     }
 
     /// True when retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         self.inner.kind == ErrorKind::Transient
+    }
+
+    /// True when a failed write may nevertheless have taken effect (now, or
+    /// later: a request that timed out on the client can still be applied by
+    /// the server). False for errors that are definite answers (a lost race,
+    /// a refusal) and for transient failures marked [`not_applied`](Self::not_applied).
+    pub fn may_have_applied(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::OutcomeUnknown => true,
+            ErrorKind::Transient => !self.inner.not_applied,
+            _ => false,
+        }
     }
 
     /// True for [`ErrorKind::NotFound`].
@@ -196,6 +303,11 @@ impl Error {
     pub fn is_precondition(&self) -> bool {
         self.inner.kind == ErrorKind::Precondition
     }
+
+    /// True for [`ErrorKind::OutcomeUnknown`].
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.inner.kind == ErrorKind::OutcomeUnknown
+    }
 }
 
 impl fmt::Display for Error {
@@ -209,8 +321,8 @@ impl fmt::Display for Error {
         if let Some(m) = &i.message {
             write!(f, ": {m}")?;
         }
-        if let Some(h) = &i.holder {
-            write!(f, " (held by {h})")?;
+        if let Some(l) = &i.lock {
+            write!(f, " (held by {l})")?;
         }
         if let Some(s) = &i.source {
             write!(f, ": {s}")?;
@@ -227,7 +339,9 @@ impl fmt::Debug for Error {
             .field("op", &i.op)
             .field("path", &i.path)
             .field("message", &i.message)
-            .field("holder", &i.holder)
+            .field("missing", &i.missing)
+            .field("not_applied", &i.not_applied)
+            .field("lock", &i.lock)
             .field("source", &i.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
@@ -266,17 +380,39 @@ mod tests {
 
     #[test]
     fn display_names_op_path_kind_and_holder() {
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_993_302);
         let e = Error::new(ErrorKind::LockTimeout, "lock")
             .with_path("mem://x/a")
             .with_message("gave up after 1s")
-            .with_holder("host-1/42");
+            .with_lock_info(LockInfo {
+                holder: "host-1/42".into(),
+                acquired: t,
+                expires: t + std::time::Duration::from_secs(60),
+                token: 7,
+            });
         assert_eq!(
             e.to_string(),
-            "lock mem://x/a: lock timeout: gave up after 1s (held by host-1/42)"
+            "lock mem://x/a: lock timeout: gave up after 1s (held by host-1/42 \
+             since 2026-11-29T23:01:42Z until 2026-11-29T23:02:42Z (token 7))"
         );
         assert_eq!(e.lock_holder(), Some("host-1/42"));
         assert!(!e.is_retryable());
         assert!(Error::new(ErrorKind::Transient, "get").is_retryable());
+    }
+
+    #[test]
+    fn applied_or_not() {
+        assert!(Error::new(ErrorKind::Transient, "put").may_have_applied());
+        assert!(
+            !Error::new(ErrorKind::Transient, "put")
+                .not_applied()
+                .may_have_applied()
+        );
+        assert!(Error::new(ErrorKind::OutcomeUnknown, "put").may_have_applied());
+        assert!(!Error::new(ErrorKind::OutcomeUnknown, "put").is_retryable());
+        assert!(!Error::new(ErrorKind::AlreadyExists, "put").may_have_applied());
+        let e = Error::not_found("list", Missing::Bucket);
+        assert!(e.is_not_found() && e.is_bucket_missing());
     }
 
     #[test]

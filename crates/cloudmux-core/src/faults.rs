@@ -7,7 +7,14 @@
 //!   the request reaches the store (`transient_rate`);
 //! - or lets a write reach the store and then **loses the response**
 //!   (`lost_rate`): the write happened, the caller sees a `Transient` error.
-//!   This is the case that makes exactly-once protocols hard.
+//! - or **applies a write late** (`late_rate`): the caller sees a `Transient`
+//!   error at once, as for a request that timed out on the client; the store
+//!   applies the write only after the caller has made later reads (one to
+//!   three of them), as a server may process a request long after its client
+//!   gave up. A read-back that finds nothing does not mean nothing will be
+//!   there. [`Faulty::flush_late`] applies whatever is still pending.
+//!
+//! Lost responses and late writes are what make exactly-once protocols hard.
 //!
 //! It also counts every request by operation ([`Faulty::stats`]), which the
 //! benchmarks use to report requests per element handed out.
@@ -38,6 +45,9 @@ pub struct FaultConfig {
     /// Probability (0..1) that a write (put, delete) is applied but its
     /// response is lost. Reads that lose their response look transient.
     pub lost_rate: f64,
+    /// Probability (0..1) that a write fails at once for the caller but is
+    /// applied later, after the caller's next one to three reads.
+    pub late_rate: f64,
     /// Seed of the fault and jitter generator.
     pub seed: u64,
 }
@@ -49,6 +59,7 @@ impl Default for FaultConfig {
             jitter: Duration::ZERO,
             transient_rate: 0.0,
             lost_rate: 0.0,
+            late_rate: 0.0,
             seed: 0x5eed,
         }
     }
@@ -73,6 +84,12 @@ impl FaultConfig {
             ..Self::default()
         }
     }
+
+    /// Sets the rate of writes applied late.
+    pub fn with_late(mut self, late: f64) -> Self {
+        self.late_rate = late;
+        self
+    }
 }
 
 /// Request counts of a [`Faulty`] store.
@@ -92,6 +109,11 @@ pub struct RequestStats {
     pub injected_transient: u64,
     /// Writes applied whose response was then lost.
     pub injected_lost: u64,
+    /// Writes held back to be applied late.
+    pub injected_late: u64,
+    /// Late writes since applied (some may have failed there, as a create
+    /// meeting an existing key does).
+    pub late_applied: u64,
     /// Requests started but not yet answered, at the time of the snapshot.
     pub in_flight: u64,
 }
@@ -117,7 +139,22 @@ struct Counters {
     list: AtomicU64,
     transient: AtomicU64,
     lost: AtomicU64,
+    late: AtomicU64,
+    late_applied: AtomicU64,
     done: AtomicU64,
+}
+
+/// A write held back by the `late` fate.
+struct LateWrite {
+    key: String,
+    what: LateOp,
+    /// Reads still to complete before it is applied.
+    reads_left: u32,
+}
+
+enum LateOp {
+    Put(Bytes, PutMode),
+    Delete,
 }
 
 /// A [`Store`] wrapper that counts requests and injects latency and faults.
@@ -127,6 +164,7 @@ pub struct Faulty {
     rng: Mutex<fastrand::Rng>,
     clock: Arc<dyn Clock>,
     counters: Counters,
+    late: Mutex<Vec<LateWrite>>,
 }
 
 impl fmt::Debug for Faulty {
@@ -143,6 +181,7 @@ enum Fate {
     Ok,
     FailBefore,
     LoseResponse,
+    ApplyLate(u32),
 }
 
 impl Faulty {
@@ -163,6 +202,7 @@ impl Faulty {
             config,
             clock,
             counters: Counters::default(),
+            late: Mutex::new(Vec::new()),
         })
     }
 
@@ -182,6 +222,8 @@ impl Faulty {
             list: c.list.load(Ordering::Relaxed),
             injected_transient: c.transient.load(Ordering::Relaxed),
             injected_lost: c.lost.load(Ordering::Relaxed),
+            injected_late: c.late.load(Ordering::Relaxed),
+            late_applied: c.late_applied.load(Ordering::Relaxed),
             in_flight: 0,
         }
         .with_in_flight(c.done.load(Ordering::Relaxed))
@@ -204,13 +246,69 @@ impl Faulty {
             Fate::FailBefore
         } else if write && x < cfg.transient_rate + cfg.lost_rate {
             Fate::LoseResponse
+        } else if write && x < cfg.transient_rate + cfg.lost_rate + cfg.late_rate {
+            Fate::ApplyLate(rng.u32(1..=3))
         } else {
             Fate::Ok
         };
         (lat, fate)
     }
 
-    async fn run<T, F>(&self, op: &'static str, key: &str, write: bool, f: F) -> Result<T>
+    /// Writes held back and not yet applied.
+    pub fn pending_late(&self) -> usize {
+        self.late.lock().unwrap().len()
+    }
+
+    /// Applies every write still held back, now (as a server eventually
+    /// processes every request it received).
+    pub async fn flush_late(&self) {
+        let due: Vec<LateWrite> = std::mem::take(&mut *self.late.lock().unwrap());
+        for w in due {
+            self.apply_late(w).await;
+        }
+    }
+
+    async fn apply_late(&self, w: LateWrite) {
+        self.counters.late_applied.fetch_add(1, Ordering::Relaxed);
+        let r = match w.what {
+            LateOp::Put(bytes, mode) => self.inner.put(&w.key, bytes, mode).await.map(|_| ()),
+            LateOp::Delete => self.inner.delete(&w.key).await,
+        };
+        if let Err(e) = r {
+            tracing::debug!(key = %w.key, error = %e, "a late write failed when applied");
+        }
+    }
+
+    /// Counts a completed read against every held-back write and applies
+    /// those that are due.
+    async fn after_read(&self) {
+        let due: Vec<LateWrite> = {
+            let mut late = self.late.lock().unwrap();
+            if late.is_empty() {
+                return;
+            }
+            for w in late.iter_mut() {
+                w.reads_left = w.reads_left.saturating_sub(1);
+            }
+            let (due, keep) = std::mem::take(&mut *late)
+                .into_iter()
+                .partition(|w| w.reads_left == 0);
+            *late = keep;
+            due
+        };
+        for w in due {
+            self.apply_late(w).await;
+        }
+    }
+
+    async fn run<T, F>(
+        &self,
+        op: &'static str,
+        key: &str,
+        write: bool,
+        late: Option<LateOp>,
+        f: F,
+    ) -> Result<T>
     where
         F: std::future::Future<Output = Result<T>>,
     {
@@ -221,26 +319,54 @@ impl Faulty {
             }
         }
         let _done = Done(&self.counters.done);
-        let (lat, fate) = self.draw(write);
-        let started = std::time::Instant::now();
+        let (lat, mut fate) = self.draw(write);
+        if matches!(fate, Fate::ApplyLate(_)) && late.is_none() {
+            // Not modelled for this request (a conditional delete): lose it instead.
+            fate = Fate::LoseResponse;
+        }
+        let started = self.clock.elapsed();
         if !lat.is_zero() {
             // Half the latency on the way in, half on the way out, so a lost
             // response really was applied while the caller still waited.
             self.clock.sleep(lat / 2).await;
         }
-        if fate == Fate::FailBefore {
-            self.counters.transient.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::new(ErrorKind::Transient, op)
-                .with_path(key)
-                .with_message("injected fault: request failed"));
+        match fate {
+            Fate::FailBefore => {
+                self.counters.transient.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::new(ErrorKind::Transient, op)
+                    .with_path(key)
+                    .with_message("injected fault: request refused before reaching the store")
+                    .not_applied());
+            }
+            Fate::ApplyLate(reads) => {
+                self.counters.late.fetch_add(1, Ordering::Relaxed);
+                if let Some(what) = late {
+                    self.late.lock().unwrap().push(LateWrite {
+                        key: key.to_string(),
+                        what,
+                        reads_left: reads,
+                    });
+                }
+                if !lat.is_zero() {
+                    self.clock.sleep(lat / 2).await;
+                }
+                return Err(Error::new(ErrorKind::Transient, op)
+                    .with_path(key)
+                    .with_message("injected fault: timed out (the write will be applied later)"));
+            }
+            Fate::Ok | Fate::LoseResponse => {}
         }
         let out = f.await;
         if !lat.is_zero() {
             // Sleep to the request's deadline, not for a fixed half: timers
             // round up to the millisecond, and two rounded halves would make
             // every request about 2 ms slower than configured.
-            let rest = lat.saturating_sub(started.elapsed()).max(lat / 4);
+            let spent = self.clock.elapsed().saturating_sub(started);
+            let rest = lat.saturating_sub(spent).max(lat / 4);
             self.clock.sleep(rest).await;
+        }
+        if !write {
+            self.after_read().await;
         }
         if fate == Fate::LoseResponse {
             self.counters.lost.fetch_add(1, Ordering::Relaxed);
@@ -264,34 +390,46 @@ impl Store for Faulty {
 
     async fn get(&self, key: &str) -> Result<GetResult> {
         self.counters.get.fetch_add(1, Ordering::Relaxed);
-        self.run("get", key, false, self.inner.get(key)).await
+        self.run("get", key, false, None, self.inner.get(key)).await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.counters.head.fetch_add(1, Ordering::Relaxed);
-        self.run("head", key, false, self.inner.head(key)).await
+        self.run("head", key, false, None, self.inner.head(key)).await
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         self.counters.put.fetch_add(1, Ordering::Relaxed);
-        self.run("put", key, true, self.inner.put(key, bytes, mode))
+        let late = LateOp::Put(bytes.clone(), mode.clone());
+        self.run(mode.op().name(), key, true, Some(late), self.inner.put(key, bytes, mode))
             .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
-        self.run("delete", key, true, self.inner.delete(key)).await
+        self.run("delete", key, true, Some(LateOp::Delete), self.inner.delete(key))
+            .await
     }
 
     async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
-        self.run("delete_if", key, true, self.inner.delete_if(key, version))
+        // A late conditional delete is not modelled: it is applied now or never.
+        self.run("delete_if", key, true, None, self.inner.delete_if(key, version))
             .await
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
         self.counters.list.fetch_add(1, Ordering::Relaxed);
         let key = req.prefix.clone();
-        self.run("list", &key, false, self.inner.list(req)).await
+        self.run("list", &key, false, None, self.inner.list(req)).await
+    }
+
+    async fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+        remove: bool,
+    ) -> Result<crate::store::Leftovers> {
+        self.inner.leftovers(prefix, older_than, remove).await
     }
 }

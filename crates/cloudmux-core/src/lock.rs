@@ -1,66 +1,89 @@
-//! A lock on any path, built only on create-if-absent and compare-and-swap.
+//! A lock on any path, built only on create-if-absent and compare-and-swap,
+//! with fencing tokens and expiry that trusts no single machine's clock.
 //!
 //! # Protocol
-//! The lock on path `P` is the object `P.lock`, a small JSON document:
+//! The lock on path `P` is the object `P.lock`, a [conditional
+//! document](crate::cond):
 //!
 //! ```json
-//! {"v":1,"state":"held","holder":"host/1234/main","nonce":"9f…","acquired_ms":…,"expires_ms":…}
+//! {"nonce":"9f…","prev":"41…","epoch":3,"v":2,"state":"held","holder":"host/1234/main",
+//!  "acquired_ms":…,"renewed_ms":…,"ttl_ms":60000}
 //! ```
 //!
-//! 1. **Acquire**: create `P.lock` with `state: held` (create-if-absent).
-//!    If it exists, read it with its version token:
-//!    - `state: free`, or `expires_ms` in the past: take it over by a
-//!      compare-and-swap on that version. Of several contenders only one
-//!      swap succeeds, so two live holders never exist.
-//!    - otherwise wait (jittered exponential backoff, capped) and try again
-//!      until the timeout. `timeout = 0` makes exactly one attempt.
-//! 2. **Release**: compare-and-swap the document to `state: free` with a fresh
-//!    nonce. No delete is used, conditional or not (two emulators lack
-//!    conditional delete, and an unconditional one could remove a successor's
-//!    lock). A failed swap means the lock had expired and was taken over: the
-//!    release reports `Precondition`.
-//! 3. **Renew**: compare-and-swap a later `expires_ms`.
+//! - **Acquire.** Read the document. Absent: create it `held` with epoch 1.
+//!   `free`, or expired (below): compare-and-swap it to `held` with epoch
+//!   `previous + 1`. Of several contenders only one create and one swap from
+//!   a version can succeed, so two live holders never exist. Otherwise wait
+//!   (jittered exponential backoff) and look again, until the timeout;
+//!   `timeout = 0` makes exactly one attempt.
+//! - **Fencing token.** The epoch of the acquisition
+//!   ([`LockGuard::fencing_token`]). It grows by one with every acquisition,
+//!   and the document is never deleted (release writes `free` and keeps the
+//!   epoch), so a holder that stalled past its TTL and comes back holds a
+//!   smaller token than its successor: whatever it writes to can refuse it
+//!   ([`CondDoc::modify`](crate::cond::CondDoc::modify) does). If the lock
+//!   object is removed (`rmrf`), epochs start again at 1.
+//! - **Renew.** Compare-and-swap a fresh `renewed_ms`, same epoch, same
+//!   `acquired_ms`. A renewal that finds the document changed means the lock
+//!   was taken over: [`Fenced`](crate::ErrorKind::Fenced).
+//! - **Release.** Compare-and-swap to `free`, same epoch. No delete is ever
+//!   used (two emulators lack conditional delete, and an unconditional one
+//!   could remove a successor's lock).
 //!
-//! Every write carries a fresh nonce, so a version token never repeats (S3's
-//! ETag is the body's MD5) and an ambiguous write, whose response was lost, is
-//! settled by reading the document back and comparing nonces, never by guessing.
+//! # Expiry without trusting a clock
+//! A held lock counts as expired for a contender when either:
 //!
-//! Expiry compares the holder's wall clock (`expires_ms`) with the
-//! contender's: keep machine clocks in sync (NTP) to well within the TTL.
+//! 1. the contender has seen **the same version unchanged for a whole TTL on
+//!    its own monotonic clock** ([`Clock::elapsed`](crate::clock::Clock::elapsed)). A live holder renews
+//!    well within its TTL, which changes the version. This uses no wall
+//!    clock at all and tolerates any skew; it makes a contender that arrives
+//!    after a holder died wait one TTL; or
+//! 2. the **storage's own timestamp** of the last write is older than
+//!    `ttl + max_skew` by the contender's wall clock. This takes a long-dead
+//!    holder's lock at once, and tolerates a skew of up to `max_skew`
+//!    (default: one TTL) between the contender's clock and the storage's;
+//!    [`LockOptions::max_skew`] `None` turns it off.
+//!
+//! The holder's own `renewed_ms` is shown to people (who holds it, until
+//! when) but never decides expiry.
 //!
 //! # On GCS
-//! GCS accepts about one write per second to one object name. A lock changes
-//! hands by writing its object, so hand-offs faster than once a second are
-//! throttled (429, retried as transient). Waiting contenders only read.
-//! The default backoff starts at 50 ms and is capped at 1 s; on GCS prefer
-//! critical sections of a second or more, or lock different paths.
+//! GCS accepts about one write per second to one object name
+//! ([`Capabilities::min_write_interval`](crate::Capabilities::min_write_interval)).
+//! Renewals in the background ([`LockGuard::keep_renewed`]) are never more
+//! frequent than that, and waiting contenders only read.
 //!
 //! ```
 //! # tokio_test::block_on(async {
 //! use std::time::Duration;
 //! use cloudmux_core::UPath;
 //! let p = UPath::parse("mem://guide-lock/state.json")?;
-//! let mut guard = p.lock(Duration::from_secs(5)).await?;
-//! // A second attempt with timeout 0 fails at once and names the holder.
+//! let guard = p.lock(Duration::from_secs(5)).await?;
+//! let first = guard.fencing_token();
+//! // A second attempt with timeout 0 fails at once and says who holds it.
 //! let err = p.lock(Duration::ZERO).await.unwrap_err();
 //! assert_eq!(err.kind(), cloudmux_core::ErrorKind::LockTimeout);
-//! assert!(err.lock_holder().is_some());
+//! assert_eq!(err.lock_info().unwrap().token, first);
 //! guard.release().await?;
-//! p.lock(Duration::ZERO).await?.release().await?;
+//! let next = p.lock(Duration::ZERO).await?;
+//! assert!(next.fencing_token() > first);
+//! next.release().await?;
 //! # Ok::<_, cloudmux_core::Error>(()) }).unwrap();
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, watch};
 
-use crate::clock::unix_millis;
-use crate::error::{Error, ErrorKind, Result};
+use crate::clock::{Clock, unix_millis};
+use crate::cond::{CondDoc, Versioned, Written};
+use crate::error::{Error, ErrorKind, LockInfo, Result};
 use crate::path::UPath;
-use crate::store::{PutMode, Version};
-use crate::util::{default_worker_id, nonce};
+use crate::store::Version;
+use crate::util::default_worker_id;
 
 /// Options of [`UPath::lock_with`].
 #[derive(Debug, Clone)]
@@ -76,6 +99,10 @@ pub struct LockOptions {
     pub min_backoff: Duration,
     /// Longest wait between attempts (default 1 s).
     pub max_backoff: Duration,
+    /// The clock skew tolerated between a contender and the storage when
+    /// judging expiry by the storage's timestamps (default: one TTL);
+    /// `None` judges expiry only by watching the lock for a whole TTL.
+    pub max_skew: Option<Duration>,
 }
 
 impl LockOptions {
@@ -87,11 +114,15 @@ impl LockOptions {
             holder: None,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
+            max_skew: Some(Duration::from_secs(60)),
         }
     }
 
-    /// Sets the time-to-live.
+    /// Sets the time-to-live (and the default skew tolerance with it).
     pub fn ttl(mut self, ttl: Duration) -> Self {
+        if self.max_skew == Some(self.ttl) {
+            self.max_skew = Some(ttl);
+        }
         self.ttl = ttl;
         self
     }
@@ -108,28 +139,46 @@ impl LockOptions {
         self.max_backoff = max;
         self
     }
+
+    /// Sets the skew tolerance of the storage-timestamp expiry rule.
+    pub fn max_skew(mut self, skew: Option<Duration>) -> Self {
+        self.max_skew = skew;
+        self
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum LockState {
     Held,
     Free,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LockDoc {
+/// The lock document's own fields (the [`crate::cond::Stamp`] adds nonce,
+/// prev and epoch).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct LockBody {
     v: u32,
     state: LockState,
     holder: String,
-    nonce: String,
     acquired_ms: u64,
-    expires_ms: u64,
+    renewed_ms: u64,
+    ttl_ms: u64,
 }
 
-impl LockDoc {
-    fn encode(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).expect("lock document encodes"))
+/// The format version of lock documents.
+const LOCK_FORMAT: u32 = 2;
+
+fn ms_time(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn info_of(doc: &Versioned<LockBody>) -> LockInfo {
+    LockInfo {
+        holder: doc.body.holder.clone(),
+        acquired: ms_time(doc.body.acquired_ms),
+        expires: ms_time(doc.body.renewed_ms.saturating_add(doc.body.ttl_ms)),
+        token: doc.stamp.epoch,
     }
 }
 
@@ -143,114 +192,129 @@ pub(crate) fn lock_path(path: &UPath) -> Result<UPath> {
     path.with_name(&format!("{}.lock", path.name()))
 }
 
-/// Reads the lock document and its version.
-async fn read_doc(lp: &UPath) -> Result<Option<(LockDoc, Version)>> {
-    match lp.get().await {
-        Ok(g) => {
-            let doc: LockDoc = serde_json::from_slice(&g.bytes).map_err(|e| {
-                Error::corrupt("lock", format!("unreadable lock document: {e}"))
-                    .with_path(lp.to_string())
-            })?;
-            Ok(Some((doc, g.version())))
-        }
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
+fn lock_doc(path: &UPath) -> Result<CondDoc<LockBody>> {
+    Ok(CondDoc::new(lock_path(path)?))
+}
+
+/// What a contender has seen of the current holder: judges expiry by a
+/// version unchanged for a whole TTL on the contender's monotonic clock.
+#[derive(Debug, Default)]
+struct Observer {
+    seen: Option<(Version, Duration)>,
+}
+
+impl Observer {
+    fn expired(
+        &mut self,
+        doc: &Versioned<LockBody>,
+        clock: &dyn Clock,
+        max_skew: Option<Duration>,
+    ) -> bool {
+        let ttl = Duration::from_millis(doc.body.ttl_ms);
+        let now = clock.elapsed();
+        let watched = match &self.seen {
+            Some((v, since)) if *v == doc.version => now.saturating_sub(*since) >= ttl,
+            _ => {
+                self.seen = Some((doc.version.clone(), now));
+                false
+            }
+        };
+        let by_storage = max_skew.is_some_and(|skew| {
+            clock
+                .now()
+                .duration_since(doc.modified)
+                .is_ok_and(|age| age > ttl + skew)
+        });
+        watched || by_storage
     }
 }
 
 enum Attempt {
-    Won(Version),
-    Busy(String),
+    Won(Versioned<LockBody>),
+    Busy(Option<LockInfo>),
 }
 
-/// Writes `doc` with `mode`, settling a lost response by the nonce.
-async fn write_doc(lp: &UPath, doc: &LockDoc, mode: PutMode) -> Result<Option<Version>> {
-    let body = doc.encode();
-    // Retries are ours here: one request per call, so an ambiguous outcome is
-    // visible and settled below instead of turning into a false loss.
-    let r = lp
-        .with_retry(crate::RetryPolicy::none())
-        .put(body, mode)
-        .await;
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_already_exists() || e.is_precondition() => Ok(None),
-        Err(e) if e.is_retryable() => {
-            // The write may have happened. Read back; our nonce decides.
-            match read_doc(lp).await? {
-                Some((cur, v)) if cur.nonce == doc.nonce => Ok(Some(v)),
-                _ => Ok(None),
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
-async fn attempt(lp: &UPath, holder: &str, ttl: Duration) -> Result<Attempt> {
-    let now = unix_millis(lp.clock().now());
-    let doc = LockDoc {
-        v: 1,
+async fn attempt(
+    doc: &CondDoc<LockBody>,
+    holder: &str,
+    opts: &LockOptions,
+    observer: &mut Observer,
+) -> Result<Attempt> {
+    let clock = doc.path().clock().clone();
+    let now = unix_millis(clock.now());
+    let body = LockBody {
+        v: LOCK_FORMAT,
         state: LockState::Held,
         holder: holder.to_string(),
-        nonce: nonce(),
         acquired_ms: now,
-        expires_ms: now + ttl.as_millis() as u64,
+        renewed_ms: now,
+        ttl_ms: opts.ttl.as_millis() as u64,
     };
-    if let Some(v) = write_doc(lp, &doc, PutMode::Create).await? {
-        return Ok(Attempt::Won(v));
-    }
-    let Some((cur, version)) = read_doc(lp).await? else {
-        // Gone between our create and our read (removed by rmrf): try again.
-        return Ok(Attempt::Busy(String::from(
-            "(nobody: the lock was just removed)",
-        )));
+    let mut w = match doc.read().await? {
+        None => doc.create_write(&body, 1)?,
+        Some(cur) => {
+            let takeable = cur.body.state == LockState::Free
+                || observer.expired(&cur, clock.as_ref(), opts.max_skew);
+            if !takeable {
+                return Ok(Attempt::Busy(Some(info_of(&cur))));
+            }
+            doc.update_write(&cur, &body, cur.stamp.epoch + 1)?
+        }
     };
-    if cur.state == LockState::Held && cur.expires_ms > now {
-        return Ok(Attempt::Busy(format!(
-            "{} until {}",
-            cur.holder,
-            crate::clock::rfc3339_micros(
-                SystemTime::UNIX_EPOCH + Duration::from_millis(cur.expires_ms)
-            )
-        )));
-    }
-    match write_doc(lp, &doc, PutMode::Update(version)).await? {
-        Some(v) => Ok(Attempt::Won(v)),
-        None => Ok(Attempt::Busy(String::from(
-            "(another contender took it over just now)",
-        ))),
-    }
+    Ok(match doc.send(&mut w).await? {
+        Written::Current(v) => Attempt::Won(v),
+        other => Attempt::Busy(
+            other
+                .current()
+                .filter(|c| c.body.state == LockState::Held)
+                .map(info_of),
+        ),
+    })
 }
 
 pub(crate) async fn acquire(path: &UPath, opts: LockOptions) -> Result<LockGuard> {
-    let lp = lock_path(path)?;
+    let doc = lock_doc(path)?;
     let holder = opts.holder.clone().unwrap_or_else(default_worker_id);
     let clock = path.clock().clone();
-    let start = clock.now();
+    let start = clock.elapsed();
     let policy = crate::RetryPolicy {
         max_attempts: usize::MAX,
         min_delay: opts.min_backoff,
         max_delay: opts.max_backoff,
     };
     let mut delays = policy.delays();
+    let mut observer = Observer::default();
     loop {
-        match attempt(&lp, &holder, opts.ttl).await? {
-            Attempt::Won(version) => {
-                tracing::debug!(lock = %lp, %holder, "lock acquired");
+        match attempt(&doc, &holder, &opts, &mut observer).await? {
+            Attempt::Won(held) => {
+                tracing::debug!(lock = %doc.path(), %holder, token = held.stamp.epoch, "lock acquired");
+                let (lost, _) = watch::channel(false);
                 return Ok(LockGuard {
-                    lock: lp,
-                    holder,
-                    version: Some(version),
-                    ttl: opts.ttl,
+                    inner: Arc::new(Inner {
+                        doc,
+                        holder,
+                        ttl: opts.ttl,
+                        token: held.stamp.epoch,
+                        acquired_ms: held.body.acquired_ms,
+                        held: Mutex::new(Some(held)),
+                        lost,
+                    }),
                 });
             }
-            Attempt::Busy(by) => {
-                let waited = clock.now().duration_since(start).unwrap_or_default();
+            Attempt::Busy(info) => {
+                let waited = clock.elapsed().saturating_sub(start);
                 if waited >= opts.timeout {
-                    return Err(Error::new(ErrorKind::LockTimeout, "lock")
+                    let mut e = Error::new(ErrorKind::LockTimeout, "lock")
                         .with_path(path.to_string())
-                        .with_message(format!("not acquired within {:?}", opts.timeout))
-                        .with_holder(by));
+                        .with_message(format!(
+                            "not acquired within {:?}; `cloudmux lock-info {path}` shows the holder, \
+                             `cloudmux force-unlock {path} --token N` frees a stale lock",
+                            opts.timeout
+                        ));
+                    if let Some(i) = info {
+                        e = e.with_lock_info(i);
+                    }
+                    return Err(e);
                 }
                 let d = delays.next().unwrap_or(opts.max_backoff);
                 clock.sleep(d.min(opts.timeout - waited)).await;
@@ -259,22 +323,33 @@ pub(crate) async fn acquire(path: &UPath, opts: LockOptions) -> Result<LockGuard
     }
 }
 
-/// A held lock. Release it with [`release`](LockGuard::release); dropping
-/// it releases on a best-effort basis in the background.
-pub struct LockGuard {
-    lock: UPath,
+struct Inner {
+    doc: CondDoc<LockBody>,
     holder: String,
-    /// `None` once released.
-    version: Option<Version>,
     ttl: Duration,
+    token: u64,
+    acquired_ms: u64,
+    /// The document as we last wrote it; `None` once released or lost.
+    held: Mutex<Option<Versioned<LockBody>>>,
+    /// Becomes true when the lock is found taken over (or released).
+    lost: watch::Sender<bool>,
+}
+
+/// A held lock. Release it with [`release`](LockGuard::release); dropping
+/// it releases on a best-effort basis in the background. Clones share the
+/// one acquisition.
+#[derive(Clone)]
+pub struct LockGuard {
+    inner: Arc<Inner>,
 }
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("lock", &self.lock.to_string())
-            .field("holder", &self.holder)
-            .field("held", &self.version.is_some())
+            .field("lock", &self.inner.doc.path().to_string())
+            .field("holder", &self.inner.holder)
+            .field("token", &self.inner.token)
+            .field("lost", &*self.inner.lost.borrow())
             .finish()
     }
 }
@@ -282,48 +357,64 @@ impl fmt::Debug for LockGuard {
 impl LockGuard {
     /// The lock object's path.
     pub fn lock_path(&self) -> &UPath {
-        &self.lock
+        self.inner.doc.path()
     }
 
     /// The holder name recorded in the lock.
     pub fn holder(&self) -> &str {
-        &self.holder
+        &self.inner.holder
     }
 
-    /// True until released.
+    /// The fencing token of this acquisition: larger than every earlier
+    /// acquisition's. Pass it to whatever you write under the lock, so that
+    /// writes of a holder that lost the lock can be refused.
+    pub fn fencing_token(&self) -> u64 {
+        self.inner.token
+    }
+
+    /// When the lock was acquired (by this machine's clock); renewals keep it.
+    pub fn acquired(&self) -> SystemTime {
+        ms_time(self.inner.acquired_ms)
+    }
+
+    /// True until released, or until a renewal found the lock taken over.
     pub fn is_held(&self) -> bool {
-        self.version.is_some()
+        !*self.inner.lost.borrow()
     }
 
-    /// Extends the lease by the TTL from now.
+    /// A receiver that turns `true` when the lock is lost or released.
+    pub fn watch_lost(&self) -> watch::Receiver<bool> {
+        self.inner.lost.subscribe()
+    }
+
+    /// Extends the lease by the TTL from now. The acquisition time and the
+    /// fencing token stay.
     ///
     /// # Errors
-    /// `Precondition` when the lock expired and was taken over (it is then
-    /// no longer held); `InvalidInput` after release.
-    pub async fn renew(&mut self) -> Result<()> {
-        let Some(v) = self.version.clone() else {
-            return Err(
-                Error::invalid("renew", "the lock was released").with_path(self.lock.to_string())
-            );
+    /// `Fenced` when the lock was taken over (it is then no longer held);
+    /// `InvalidInput` after release; storage errors (still held, as far as
+    /// is known: renew again).
+    pub async fn renew(&self) -> Result<()> {
+        let mut held = self.inner.held.lock().await;
+        let Some(cur) = held.clone() else {
+            return Err(Error::invalid("renew", "the lock is no longer held")
+                .with_path(self.lock_path().to_string()));
         };
-        let now = unix_millis(self.lock.clock().now());
-        let doc = LockDoc {
-            v: 1,
-            state: LockState::Held,
-            holder: self.holder.clone(),
-            nonce: nonce(),
-            acquired_ms: now,
-            expires_ms: now + self.ttl.as_millis() as u64,
+        let body = LockBody {
+            renewed_ms: unix_millis(self.lock_path().clock().now()),
+            ..cur.body.clone()
         };
-        match write_with_retries(&self.lock, &doc, PutMode::Update(v)).await? {
-            Some(nv) => {
-                self.version = Some(nv);
+        let mut w = self.inner.doc.update_write(&cur, &body, self.inner.token)?;
+        match self.inner.doc.send(&mut w).await? {
+            Written::Current(v) => {
+                *held = Some(v);
                 Ok(())
             }
-            None => {
-                self.version = None;
-                Err(Error::new(ErrorKind::Precondition, "renew")
-                    .with_path(self.lock.to_string())
+            _ => {
+                *held = None;
+                self.inner.lost.send_replace(true);
+                Err(Error::new(ErrorKind::Fenced, "renew")
+                    .with_path(self.lock_path().to_string())
                     .with_message("the lock expired and was taken over"))
             }
         }
@@ -332,82 +423,261 @@ impl LockGuard {
     /// Releases the lock. Releasing twice is a no-op.
     ///
     /// # Errors
-    /// `Precondition` when the lock had expired and was taken over by another
-    /// holder (whose lock is left alone); transient failures after retries.
-    pub async fn release(&mut self) -> Result<()> {
-        let Some(v) = self.version.take() else {
+    /// `Fenced` when the lock had expired and was taken over by another
+    /// holder (whose lock is left alone); storage errors (still held as far
+    /// as is known: release again, or let it expire).
+    pub async fn release(&self) -> Result<()> {
+        let mut held = self.inner.held.lock().await;
+        let Some(cur) = held.clone() else {
             return Ok(());
         };
-        let now = unix_millis(self.lock.clock().now());
-        let doc = LockDoc {
-            v: 1,
+        let now = unix_millis(self.lock_path().clock().now());
+        let body = LockBody {
             state: LockState::Free,
-            holder: self.holder.clone(),
-            nonce: nonce(),
-            acquired_ms: now,
-            expires_ms: now,
+            renewed_ms: now,
+            ..cur.body.clone()
         };
-        match write_with_retries(&self.lock, &doc, PutMode::Update(v.clone())).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Error::new(ErrorKind::Precondition, "release")
-                .with_path(self.lock.to_string())
+        let mut w = self.inner.doc.update_write(&cur, &body, self.inner.token)?;
+        let r = self.inner.doc.send(&mut w).await?;
+        *held = None;
+        self.inner.lost.send_replace(true);
+        match r {
+            Written::Current(_) | Written::Superseded { .. } => Ok(()),
+            _ => Err(Error::new(ErrorKind::Fenced, "release")
+                .with_path(self.lock_path().to_string())
                 .with_message("the lock expired and was taken over before release")),
-            Err(e) => {
-                // Still ours as far as we know: allow another release attempt.
-                self.version = Some(v);
-                Err(e)
+        }
+    }
+
+    /// Renews the lock in the background on the current tokio runtime until
+    /// it is released, dropped, or found lost ([`watch_lost`](Self::watch_lost)
+    /// tells). Renewals come every third of the TTL, never more often than
+    /// the backend allows one object to be rewritten.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn keep_renewed(&self) {
+        let min = self
+            .lock_path()
+            .store()
+            .capabilities()
+            .min_write_interval;
+        let every = (self.inner.ttl / 3).max(min).max(Duration::from_millis(10));
+        let weak = Arc::downgrade(&self.inner);
+        let clock = self.lock_path().clock().clone();
+        let mut lost = self.watch_lost();
+        tokio::spawn(async move {
+            loop {
+                {
+                    let stop = std::pin::pin!(lost.wait_for(|l| *l));
+                    if let futures::future::Either::Right(_) =
+                        futures::future::select(clock.sleep(every), stop).await
+                    {
+                        return;
+                    }
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let g = LockGuard { inner };
+                match g.renew().await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::Fenced => {
+                        tracing::warn!(lock = %g.lock_path(), "lock lost: taken over by another holder");
+                        return;
+                    }
+                    Err(e) if e.kind() == ErrorKind::InvalidInput => return,
+                    Err(e) => tracing::warn!(lock = %g.lock_path(), error = %e, "lock renewal failed; retrying"),
+                }
             }
-        }
+        });
     }
 }
 
-/// `write_doc` with transient retries, each settled by the nonce.
-async fn write_with_retries(lp: &UPath, doc: &LockDoc, mode: PutMode) -> Result<Option<Version>> {
-    let policy = lp.retry_policy();
-    let mut delays = policy.delays();
-    loop {
-        match write_doc(lp, doc, mode.clone()).await {
-            Err(e) if e.is_retryable() => match delays.next() {
-                Some(d) => lp.clock().sleep(d).await,
-                None => return Err(e),
-            },
-            other => return other,
-        }
-    }
-}
-
-impl Drop for LockGuard {
+impl Drop for Inner {
     fn drop(&mut self) {
-        if self.version.is_none() {
+        let Some(held) = self.held.get_mut().take() else {
             return;
-        }
+        };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(lock = %self.lock, "lock dropped outside a runtime: it expires after its TTL");
+            tracing::warn!(lock = %self.doc.path(), "lock dropped outside a runtime: it expires after its TTL");
             return;
         };
-        let mut g = LockGuard {
-            lock: self.lock.clone(),
-            holder: self.holder.clone(),
-            version: self.version.take(),
-            ttl: self.ttl,
-        };
+        let doc = self.doc.clone();
+        let token = self.token;
         handle.spawn(async move {
-            if let Err(e) = g.release().await {
+            let body = LockBody {
+                state: LockState::Free,
+                ..held.body.clone()
+            };
+            let r = match doc.update_write(&held, &body, token) {
+                Ok(mut w) => doc.send(&mut w).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "best-effort lock release failed");
             }
         });
     }
 }
 
-/// Reads who holds the lock on `path`, if anybody (for diagnostics).
+/// The state of a lock, as [`info`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStatus {
+    /// Holder, times and token of the last acquisition.
+    pub info: LockInfo,
+    /// False when the lock was released (`free`).
+    pub held: bool,
+    /// When the storage last wrote the lock object.
+    pub modified: SystemTime,
+}
+
+/// Reads the state of the lock on `path` (for `cloudmux lock-info`):
+/// `None` when it was never taken.
+///
+/// # Errors
+/// Storage errors; `Corrupt` for an unreadable lock document.
+pub async fn info(path: &UPath) -> Result<Option<LockStatus>> {
+    Ok(lock_doc(path)?.read().await?.map(|d| LockStatus {
+        info: info_of(&d),
+        held: d.body.state == LockState::Held,
+        modified: d.modified,
+    }))
+}
+
+/// Reads who holds the lock on `path`, if anybody (for diagnostics): the
+/// holder named in a `held` document whose own expiry has not passed by this
+/// machine's clock.
 ///
 /// # Errors
 /// Backend failures; `Corrupt` for an unreadable lock document.
 pub async fn lock_holder(path: &UPath) -> Result<Option<String>> {
-    let lp = lock_path(path)?;
-    let now = unix_millis(path.clock().now());
-    Ok(read_doc(&lp)
+    let now = path.clock().now();
+    Ok(info(path)
         .await?
-        .filter(|(d, _)| d.state == LockState::Held && d.expires_ms > now)
-        .map(|(d, _)| d.holder))
+        .filter(|s| s.held && s.info.expires > now)
+        .map(|s| s.info.holder))
+}
+
+/// Frees the lock on `path` only if it is still held with fencing token
+/// `token` (for a holder known to be dead; `cloudmux force-unlock`).
+///
+/// # Errors
+/// `Precondition` when the lock is free or held with another token (nothing
+/// is changed); storage errors.
+pub async fn force_unlock(path: &UPath, token: u64) -> Result<()> {
+    let doc = lock_doc(path)?;
+    let cur = doc.read().await?.ok_or_else(|| {
+        Error::new(ErrorKind::Precondition, "force-unlock")
+            .with_path(path.to_string())
+            .with_message("the lock was never taken")
+    })?;
+    if cur.body.state != LockState::Held || cur.stamp.epoch != token {
+        return Err(Error::new(ErrorKind::Precondition, "force-unlock")
+            .with_path(path.to_string())
+            .with_message(format!(
+                "the lock is {} with token {}, not held with token {token}: nothing changed",
+                if cur.body.state == LockState::Held { "held" } else { "free" },
+                cur.stamp.epoch
+            )));
+    }
+    let body = LockBody {
+        state: LockState::Free,
+        renewed_ms: unix_millis(path.clock().now()),
+        ..cur.body.clone()
+    };
+    let mut w = doc.update_write(&cur, &body, token)?;
+    match doc.send(&mut w).await? {
+        Written::Current(_) => Ok(()),
+        _ => Err(Error::new(ErrorKind::Precondition, "force-unlock")
+            .with_path(path.to_string())
+            .with_message("the lock changed while being freed: nothing changed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, TokioClock};
+    use crate::memory::InMemory;
+
+    fn at(store: &Arc<InMemory>, clock: Arc<dyn Clock>) -> UPath {
+        UPath::new(store.clone(), "res").unwrap().with_clock(clock)
+    }
+
+    #[tokio::test]
+    async fn a_contender_whose_clock_runs_ahead_does_not_steal_a_live_lock() {
+        // The holder and the storage agree on the time; the contender's
+        // clock is 90 s ahead, more than the 60 s TTL. Judged by the holder's
+        // written expiry (as before), the lock looked expired to it.
+        let storage = ManualClock::fixed();
+        let store = InMemory::with_clock(storage.clone());
+        let holder = at(&store, storage.clone());
+        let ahead = ManualClock::new(storage.now() + Duration::from_secs(90));
+        let contender = at(&store, ahead.clone());
+        let g = holder.lock(Duration::ZERO).await.unwrap();
+        let e = contender.lock(Duration::ZERO).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout, "{e}");
+        assert!(g.is_held());
+        // Nor after it watches for less than a TTL while the holder renews.
+        for _ in 0..5 {
+            storage.advance(Duration::from_secs(15));
+            ahead.advance(Duration::from_secs(15));
+            g.renew().await.unwrap();
+            let e = contender.lock(Duration::ZERO).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        }
+        g.release().await.unwrap();
+        contender.lock(Duration::ZERO).await.unwrap().release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_long_dead_holder_is_taken_over_at_once_by_storage_time() {
+        let storage = ManualClock::fixed();
+        let store = InMemory::with_clock(storage.clone());
+        let p = at(&store, storage.clone());
+        let dead = p
+            .lock_with(LockOptions::new(Duration::ZERO).ttl(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        // Older than the holder's ttl + our max_skew (30 s + 30 s) by the
+        // storage's timestamp.
+        storage.advance(Duration::from_secs(61));
+        let heir = p
+            .lock_with(LockOptions::new(Duration::ZERO).max_skew(Some(Duration::from_secs(30))))
+            .await
+            .unwrap();
+        assert_eq!(heir.fencing_token(), dead.fencing_token() + 1);
+        // With the fast path off, one look is never enough.
+        let e = p
+            .lock_with(LockOptions::new(Duration::ZERO).max_skew(None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_kept_renewed_in_the_background_is_not_taken_over() {
+        let clock = TokioClock::fixed();
+        let store = InMemory::with_clock(clock.clone());
+        let p = at(&store, clock.clone());
+        let opts = || {
+            LockOptions::new(Duration::from_secs(300))
+                .ttl(Duration::from_secs(30))
+                .max_skew(None)
+        };
+        let g = p.lock_with(opts()).await.unwrap();
+        g.keep_renewed();
+        // A contender waits five TTLs in virtual time and never gets it.
+        let e = p
+            .lock_with(opts().holder("contender"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        assert!(g.is_held());
+        let mut lost = g.watch_lost();
+        // Stopped renewing (released), the lock goes to the next at once.
+        g.release().await.unwrap();
+        assert!(*lost.borrow_and_update());
+        let next = p.lock_with(opts().holder("next")).await.unwrap();
+        assert!(next.fencing_token() > g.fencing_token());
+    }
 }

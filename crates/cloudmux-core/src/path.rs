@@ -7,8 +7,12 @@
 //!
 //! Writes are **create-only by default**: `write_*` fails with
 //! [`AlreadyExists`](crate::ErrorKind::AlreadyExists) when the object exists;
-//! `overwrite_*` replaces it. Every request is retried on transient failures
-//! by the path's [`RetryPolicy`].
+//! `overwrite_*` replaces it. Every request goes through the path's policy
+//! layers ([`crate::layers`]): a per-request timeout (none by default) and
+//! retries of transient failures by the path's [`RetryPolicy`]. A
+//! create-only write whose outcome became unknown under retries fails with
+//! [`OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown), never with a guess;
+//! protocol documents that must settle such outcomes use [`crate::cond`].
 //!
 //! ```
 //! # tokio_test::block_on(async {
@@ -35,29 +39,57 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::{self, Clock};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::key::{validate_key, validate_segment};
+use crate::layers::{Retry, Timeout};
 use crate::lock::{LockGuard, LockOptions};
 use crate::retry::RetryPolicy;
 use crate::store::{Entry, GetResult, ListPage, ListRequest, ObjectMeta, PutMode, Store, Version};
 use crate::{InMemory, LocalFs};
 
-/// Settings shared by a path and everything joined from it.
+/// Settings shared by a path and everything joined from it, and the layered
+/// store built from them.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Option<Duration>,
+    /// `Retry(Timeout(store))`: what every request goes through.
+    io: Arc<dyn Store>,
 }
 
-impl Default for Ctx {
-    fn default() -> Self {
+impl Ctx {
+    fn new(store: &Arc<dyn Store>, clock: Arc<dyn Clock>, retry: RetryPolicy, timeout: Option<Duration>) -> Ctx {
+        let mut io = store.clone();
+        if let Some(t) = timeout {
+            io = Timeout::new(io, t, clock.clone());
+        }
+        if retry.max_attempts > 1 {
+            io = Retry::with_clock(io, retry, clock.clone());
+        }
         Ctx {
-            clock: clock::system(),
-            retry: RetryPolicy::default(),
-            timeout: None,
+            clock,
+            retry,
+            timeout,
+            io,
         }
     }
+}
+
+/// A listing request relative to a directory ([`UPath::list_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only names below the directory that start with this string (relative
+    /// to the directory; empty for all).
+    pub prefix: String,
+    /// Only names (relative to the directory) strictly greater than this one.
+    pub start_after: Option<String>,
+    /// One level only: deeper names fold into common prefixes.
+    pub delimiter: bool,
+    /// At most this many entries (the backend may return fewer).
+    pub limit: Option<usize>,
+    /// The continuation token of the previous page.
+    pub token: Option<String>,
 }
 
 /// A path on an object store: a backend and a key.
@@ -130,10 +162,11 @@ impl UPath {
     pub fn new(store: Arc<dyn Store>, key: impl Into<String>) -> Result<Self> {
         let key = key.into();
         validate_key(&key, true)?;
+        let ctx = Ctx::new(&store, clock::system(), RetryPolicy::default(), None);
         Ok(UPath {
             store,
             key,
-            ctx: Arc::new(Ctx::default()),
+            ctx: Arc::new(ctx),
         })
     }
 
@@ -207,10 +240,22 @@ impl UPath {
     }
 
     fn with_ctx(&self, f: impl FnOnce(&mut Ctx)) -> UPath {
-        let mut ctx = (*self.ctx).clone();
-        f(&mut ctx);
+        let mut c = (*self.ctx).clone();
+        f(&mut c);
+        let ctx = Ctx::new(&self.store, c.clock, c.retry, c.timeout);
         UPath {
             store: self.store.clone(),
+            key: self.key.clone(),
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    /// The same key on another store (a wrapper around this one, say), with
+    /// the same settings.
+    pub fn with_store(&self, store: Arc<dyn Store>) -> UPath {
+        let ctx = Ctx::new(&store, self.ctx.clock.clone(), self.ctx.retry, self.ctx.timeout);
+        UPath {
+            store,
             key: self.key.clone(),
             ctx: Arc::new(ctx),
         }
@@ -247,9 +292,24 @@ impl UPath {
         self.ctx.timeout
     }
 
-    /// The backend.
+    /// The backend, without the path's policy layers.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The backend with the path's policy layers (timeout, retries): what
+    /// this path's own requests go through.
+    pub fn io(&self) -> &Arc<dyn Store> {
+        &self.ctx.io
+    }
+
+    /// The name of `key` (a full key, as listings report them) relative to
+    /// this directory, or `None` when it does not lie below it.
+    pub fn relative<'a>(&self, key: &'a str) -> Option<&'a str> {
+        if self.key.is_empty() {
+            return Some(key);
+        }
+        key.strip_prefix(self.key.as_str())?.strip_prefix('/')
     }
 
     /// The key, relative to the store's root (empty for the root).
@@ -356,34 +416,13 @@ impl UPath {
         Ok(&self.key)
     }
 
-    /// Runs one store request with the path's timeout and retries, and names
-    /// the path's URL in any error.
-    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        let timeout = self.ctx.timeout;
-        self.ctx
-            .retry
-            .run(self.ctx.clock.as_ref(), || {
-                // Boxed: SDK futures are large (very large in debug builds),
-                // and polling them inline through several layers of retry and
-                // timeout frames can exhaust a 2 MiB worker-thread stack.
-                let fut = Box::pin(f());
-                async move {
-                    match timeout {
-                        None => fut.await,
-                        Some(t) => match tokio::time::timeout(t, fut).await {
-                            Ok(r) => r,
-                            Err(_) => Err(Error::new(ErrorKind::Transient, op)
-                                .with_message(format!("timed out after {t:?}"))),
-                        },
-                    }
-                }
-            })
-            .await
-            .map_err(|e| self.name_error(e))
+    /// Runs one request on the layered store and names the path's URL in
+    /// any error.
+    pub(crate) async fn call<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        fut.await.map_err(|e| self.name_error(e))
     }
 
     fn name_error(&self, e: Error) -> Error {
@@ -406,7 +445,7 @@ impl UPath {
     /// `NotFound` when it does not exist; `InvalidInput` at the root.
     pub async fn get(&self) -> Result<GetResult> {
         let key = self.object_key("get")?;
-        self.call("get", || self.store.get(key)).await
+        self.call(self.ctx.io.get(key)).await
     }
 
     /// Reads the object's bytes.
@@ -454,7 +493,7 @@ impl UPath {
     /// `NotFound` when it does not exist.
     pub async fn file_info(&self) -> Result<ObjectMeta> {
         let key = self.object_key("head")?;
-        self.call("head", || self.store.head(key)).await
+        self.call(self.ctx.io.head(key)).await
     }
 
     /// True when an object or a directory exists here.
@@ -488,7 +527,13 @@ impl UPath {
         if self.key.is_empty() {
             return Ok(true);
         }
-        let page = self.list_page(true, None, None, Some(1)).await?;
+        let page = self
+            .list_page(&ListQuery {
+                delimiter: true,
+                limit: Some(1),
+                ..ListQuery::default()
+            })
+            .await?;
         Ok(!page.objects.is_empty() || !page.prefixes.is_empty())
     }
 
@@ -501,28 +546,25 @@ impl UPath {
         }
     }
 
-    /// Lists one page under this directory: the raw store call, retried.
+    /// Lists one page under this directory. The query's prefix and
+    /// start-after are relative to the directory; the page's keys are full
+    /// keys of the store (see [`relative`](Self::relative)).
     ///
     /// # Errors
-    /// As [`Store::list`].
-    pub async fn list_page(
-        &self,
-        delimiter: bool,
-        start_after: Option<String>,
-        token: Option<String>,
-        limit: Option<usize>,
-    ) -> Result<ListPage> {
-        let prefix = self.dir_prefix();
-        self.call("list", || {
-            self.store.list(ListRequest {
-                prefix: prefix.clone(),
-                delimiter,
-                start_after: start_after.clone(),
-                token: token.clone(),
-                limit,
-            })
-        })
-        .await
+    /// As [`Store::list`]; `InvalidInput` for a relative name that breaks the key rules.
+    pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
+        let base = self.dir_prefix();
+        if q.prefix.contains('\0') || q.start_after.as_deref().is_some_and(|a| a.contains('\0')) {
+            return Err(Error::invalid("list", "NUL in a listing prefix").with_path(self.to_string()));
+        }
+        let req = ListRequest {
+            prefix: format!("{base}{}", q.prefix),
+            delimiter: q.delimiter,
+            start_after: q.start_after.as_ref().map(|a| format!("{base}{a}")),
+            token: q.token.clone(),
+            limit: q.limit,
+        };
+        self.call(self.ctx.io.list(req)).await
     }
 
     fn entries(&self, delimiter: bool) -> BoxStream<'_, Result<Entry>> {
@@ -530,7 +572,12 @@ impl UPath {
             (Some(None::<String>), self),
             move |(token, me)| async move {
                 let token = token?;
-                match me.list_page(delimiter, None, token, None).await {
+                let q = ListQuery {
+                    delimiter,
+                    token,
+                    ..ListQuery::default()
+                };
+                match me.list_page(&q).await {
                     Err(e) => Some((vec![Err(e)], (None, me))),
                     Ok(page) => {
                         let next = page.next.clone().map(Some);
@@ -612,51 +659,21 @@ impl UPath {
     /// Writes with an explicit mode and returns the new version.
     ///
     /// # Behavior
-    /// Transient failures are retried. When a retried `Create` meets
-    /// `AlreadyExists` (or a retried `Update` meets `Precondition`), the first
-    /// attempt may have succeeded with its response lost: the object is read
-    /// back, and if it holds exactly these bytes the write counts as done.
-    /// Protocol objects (locks, claims) carry a nonce, so this comparison is
-    /// exact for them.
+    /// Transient failures are retried with the same bytes. A conditional
+    /// write (`Create`, `Update`) whose earlier attempt may have been applied
+    /// and whose retry then meets `AlreadyExists` or `Precondition` fails
+    /// with `OutcomeUnknown`: it is never reported as done because the bytes
+    /// look the same, and never as a lost race. Documents that must settle
+    /// such outcomes carry a nonce and use [`crate::cond`].
     ///
     /// # Errors
-    /// `AlreadyExists`, `Precondition` as [`Store::put`]; `InvalidInput` at the root.
+    /// `AlreadyExists`, `Precondition` as [`Store::put`]; `OutcomeUnknown`;
+    /// `InvalidInput` at the root.
     pub async fn put(&self, bytes: Bytes, mode: PutMode) -> Result<Version> {
-        let key = self.object_key("put")?.to_string();
-        let op = match mode {
-            PutMode::Overwrite => "put",
-            PutMode::Create => "create",
-            PutMode::Update(_) => "update",
-        };
-        let attempted = std::sync::atomic::AtomicUsize::new(0);
-        let r = self
-            .call(op, || {
-                attempted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.store.put(&key, bytes.clone(), mode.clone())
-            })
-            .await;
-        match r {
-            Ok(p) => Ok(p.version),
-            Err(e)
-                if (e.is_already_exists() || e.is_precondition())
-                    && attempted.load(std::sync::atomic::Ordering::Relaxed) > 1 =>
-            {
-                match self.get().await {
-                    Ok(g) if g.bytes == bytes => Ok(g.version()),
-                    Ok(_) => Err(e),
-                    Err(read) if read.is_not_found() => Err(e),
-                    // The read-back failed: the outcome is still unknown, and
-                    // must not be reported as a lost race.
-                    Err(read) => Err(Error::new(ErrorKind::Transient, op)
-                        .with_path(self.to_string())
-                        .with_message(format!(
-                            "outcome unknown: a retry met '{}' and reading back failed: {read}",
-                            e.kind()
-                        ))),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let key = self.object_key("put")?;
+        self.call(self.ctx.io.put(key, bytes, mode))
+            .await
+            .map(|p| p.version)
     }
 
     /// Creates the object with these bytes; fails if it exists.
@@ -750,7 +767,7 @@ impl UPath {
     /// `InvalidInput` at the root; backend failures.
     pub async fn remove_file(&self) -> Result<()> {
         let key = self.object_key("delete")?;
-        self.call("delete", || self.store.delete(key)).await
+        self.call(self.ctx.io.delete(key)).await
     }
 
     /// Removes an empty directory: a no-op, since directories exist only
@@ -786,7 +803,7 @@ impl UPath {
         }
         // Delete page by page, 16 requests in flight.
         loop {
-            let page = self.list_page(false, None, None, None).await?;
+            let page = self.list_page(&ListQuery::default()).await?;
             if page.objects.is_empty() {
                 break;
             }
@@ -798,6 +815,14 @@ impl UPath {
                 .try_collect::<Vec<()>>()
                 .await?;
             n += count;
+        }
+        // What the backend itself left below (temporary files of killed writers).
+        let prefix = self.dir_prefix();
+        let left = self
+            .call(self.ctx.io.leftovers(&prefix, Duration::ZERO, true))
+            .await?;
+        if left.files > 0 || left.dirs > 0 {
+            tracing::debug!(path = %self, files = left.files, dirs = left.dirs, "removed leftovers");
         }
         Ok(n)
     }
@@ -878,6 +903,7 @@ impl std::str::FromStr for UPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn pure_path_ops() {

@@ -44,6 +44,16 @@ impl RetryPolicy {
         }
     }
 
+    /// The same number of attempts with (almost) no waiting between them,
+    /// for tests.
+    pub fn no_delay(self) -> Self {
+        RetryPolicy {
+            min_delay: Duration::from_micros(1),
+            max_delay: Duration::from_micros(10),
+            ..self
+        }
+    }
+
     /// The delays between attempts: jittered, exponential, capped.
     pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
         ExponentialBuilder::default()

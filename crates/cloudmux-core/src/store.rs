@@ -69,6 +69,93 @@ pub enum PutMode {
     Update(Version),
 }
 
+impl PutMode {
+    /// The [`Op`] a put in this mode is: `Put`, `Create` or `Update`.
+    pub fn op(&self) -> Op {
+        match self {
+            PutMode::Overwrite => Op::Put,
+            PutMode::Create => Op::Create,
+            PutMode::Update(_) => Op::Update,
+        }
+    }
+}
+
+/// The one taxonomy of storage requests, shared by every backend: the same
+/// HTTP status means different things to different requests (a 412 is a lost
+/// create race for [`Create`](Op::Create) and a lost compare-and-swap for
+/// [`Update`](Op::Update)), so error mappings take the operation as input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// Read an object.
+    Get,
+    /// Read an object's metadata.
+    Head,
+    /// Unconditional write ([`PutMode::Overwrite`]).
+    Put,
+    /// Create-if-absent ([`PutMode::Create`]).
+    Create,
+    /// Compare-and-swap ([`PutMode::Update`]).
+    Update,
+    /// Unconditional delete.
+    Delete,
+    /// Delete if the version matches.
+    DeleteIf,
+    /// List one page.
+    List,
+    /// Create a bucket or container.
+    CreateBucket,
+    /// Delete a bucket or container.
+    DeleteBucket,
+    /// Build a client or obtain credentials.
+    Connect,
+}
+
+impl Op {
+    /// The verb used in [`Error`](crate::Error)s: `"get"`, `"create"`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Head => "head",
+            Op::Put => "put",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::DeleteIf => "delete_if",
+            Op::List => "list",
+            Op::CreateBucket => "create_bucket",
+            Op::DeleteBucket => "delete_bucket",
+            Op::Connect => "connect",
+        }
+    }
+
+    /// True for requests that change stored state.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Op::Put
+                | Op::Create
+                | Op::Update
+                | Op::Delete
+                | Op::DeleteIf
+                | Op::CreateBucket
+                | Op::DeleteBucket
+        )
+    }
+
+    /// True for conditional writes, whose retry after an ambiguous attempt
+    /// can meet the attempt's own effect.
+    pub fn is_conditional(self) -> bool {
+        matches!(self, Op::Create | Op::Update | Op::DeleteIf)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Metadata of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -284,6 +371,39 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// - `NotFound` only when the bucket/container itself is missing.
     async fn list(&self, req: ListRequest) -> Result<ListPage>;
+
+    /// Finds, and with `remove` deletes, what the backend itself left below
+    /// `prefix` older than `older_than`: never objects, only its own
+    /// bookkeeping (the local backend's temporary files of writers that were
+    /// killed, lock files and empty directories).
+    ///
+    /// # Behavior
+    /// - The default implementation has nothing to find (object stores keep
+    ///   no such leftovers).
+    /// - Never leaves `prefix`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+        remove: bool,
+    ) -> Result<Leftovers> {
+        let _ = (prefix, older_than, remove);
+        Ok(Leftovers::default())
+    }
+}
+
+/// What [`Store::leftovers`] found (or removed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Temporary files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Empty directories and lock files removed (with `remove`).
+    pub dirs: u64,
 }
 
 /// Conveniences on top of [`Store`] that every backend gets for free.

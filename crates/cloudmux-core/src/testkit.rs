@@ -2,8 +2,10 @@
 //!
 //! Each check takes a [`UPath`] below which it may write freely (a fresh,
 //! random prefix) and panics with a clear message when the backend breaks the
-//! [`Store`](crate::Store) contract. Capability differences are parameters
-//! ([`SuiteConfig`]), never skipped tests.
+//! [`Store`](crate::Store) contract. What a backend can do is read from its
+//! own [`Capabilities`](crate::Capabilities) (conditional delete must either
+//! work or answer `Unsupported` without deleting), never skipped;
+//! [`SuiteConfig`] only sizes the checks.
 //!
 //! A backend crate runs the whole suite with one macro:
 //!
@@ -26,14 +28,11 @@ use crate::clock::{Clock, ManualClock};
 use crate::faults::{FaultConfig, Faulty};
 use crate::store::{ListRequest, PutMode};
 use crate::util::nonce;
-use crate::{ErrorKind, LockOptions, RetryPolicy, UPath};
+use crate::{ErrorKind, ListQuery, LockOptions, RetryPolicy, UPath};
 
 /// What the suite should expect of a backend, and how hard to push it.
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
-    /// The backend honours conditional delete. When false, `delete_if` must
-    /// answer `Unsupported` (never silently delete).
-    pub conditional_delete: bool,
     /// Keys in the create race (16 tasks each).
     pub race_keys: usize,
     /// Keys written for the listing check.
@@ -45,7 +44,6 @@ pub struct SuiteConfig {
 impl Default for SuiteConfig {
     fn default() -> Self {
         SuiteConfig {
-            conditional_delete: false,
             race_keys: 100,
             list_keys: 2_500,
             parallelism: 16,
@@ -67,7 +65,7 @@ pub fn faulty(root: &UPath, cfg: FaultConfig) -> (UPath, Arc<Faulty>) {
 }
 
 /// put/get/head/list/delete round trips and the conditional-write errors.
-pub async fn round_trip(root: &UPath, cfg: &SuiteConfig) {
+pub async fn round_trip(root: &UPath, _cfg: &SuiteConfig) {
     let root = fresh(root, "rt");
     let store = root.store().clone();
     let k = |s: &str| format!("{}/{s}", root.key());
@@ -191,15 +189,10 @@ pub async fn round_trip(root: &UPath, cfg: &SuiteConfig) {
         .unwrap();
     assert!(empty.objects.is_empty() && empty.prefixes.is_empty() && empty.next.is_none());
 
-    // conditional delete, as a declared capability
+    // conditional delete, as the backend declares it
     let va = store.head(&k("a")).await.unwrap().version.unwrap();
-    assert_eq!(
-        store.capabilities().conditional_delete,
-        cfg.conditional_delete,
-        "declared capability"
-    );
     let r = store.delete_if(&k("a"), &v1).await;
-    if cfg.conditional_delete {
+    if store.capabilities().conditional_delete {
         assert_eq!(
             r.unwrap_err().kind(),
             ErrorKind::Precondition,
@@ -249,13 +242,19 @@ async fn create_race_on(root: &UPath, keys: usize, tasks: usize) {
                 // response was lost is settled exactly by reading back.
                 let body = format!("task {t} nonce {}", nonce());
                 let p = root.join(&format!("k{i:04}")).unwrap();
-                match p.write_bytes(body.clone()).await {
-                    Ok(_) => {
-                        winners.fetch_add(1, Ordering::SeqCst);
-                        won.push((i, body));
+                let ours = match p.write_bytes(body.clone()).await {
+                    Ok(_) => true,
+                    Err(e) if e.is_already_exists() => false,
+                    // The body is unique to this task and this key (it
+                    // carries a nonce), so reading back settles it exactly.
+                    Err(e) if e.is_outcome_unknown() => {
+                        p.read_text().await.unwrap() == body
                     }
-                    Err(e) if e.is_already_exists() => {}
                     Err(e) => panic!("create race: unexpected error {e}"),
+                };
+                if ours {
+                    winners.fetch_add(1, Ordering::SeqCst);
+                    won.push((i, body));
                 }
             }
             won
@@ -331,7 +330,7 @@ async fn cas_counter_on(root: &UPath, tasks: u64, each: u64) {
                 let body = Bytes::from(serde_json::to_vec(&next).unwrap());
                 match p.put(body, PutMode::Update(g.version())).await {
                     Ok(_) => done += 1,
-                    Err(e) if e.is_precondition() => {
+                    Err(e) if e.is_precondition() || e.is_outcome_unknown() => {
                         // Lost the race, or won it with the response lost and
                         // others wrote since: the history decides.
                         let now: Counter = p.read_json().await.unwrap();
@@ -400,7 +399,12 @@ pub async fn listing(root: &UPath, cfg: &SuiteConfig) {
     let mut paged = Vec::new();
     let mut pages = 0;
     loop {
-        let page = root.list_page(false, None, token, Some(700)).await.unwrap();
+        let q = ListQuery {
+            token,
+            limit: Some(700),
+            ..ListQuery::default()
+        };
+        let page = root.list_page(&q).await.unwrap();
         assert!(page.objects.len() <= 700, "a page respects its limit");
         pages += 1;
         paged.extend(page.objects.into_iter().map(|o| o.key));
@@ -414,10 +418,12 @@ pub async fn listing(root: &UPath, cfg: &SuiteConfig) {
 
     // start_after from the middle
     let mid = expect[n / 2].clone();
-    let page = root
-        .list_page(false, Some(mid.clone()), None, Some(10))
-        .await
-        .unwrap();
+    let q = ListQuery {
+        start_after: Some(root.relative(&mid).unwrap().to_string()),
+        limit: Some(10),
+        ..ListQuery::default()
+    };
+    let page = root.list_page(&q).await.unwrap();
     assert_eq!(
         page.objects.first().map(|o| o.key.clone()),
         Some(expect[n / 2 + 1].clone()),
@@ -443,7 +449,13 @@ pub async fn listing(root: &UPath, cfg: &SuiteConfig) {
     let mut token = None;
     let mut seen = Vec::new();
     loop {
-        let page = root.list_page(true, None, token, Some(50)).await.unwrap();
+        let q = ListQuery {
+            delimiter: true,
+            token,
+            limit: Some(50),
+            ..ListQuery::default()
+        };
+        let page = root.list_page(&q).await.unwrap();
         seen.extend(page.prefixes);
         seen.extend(page.objects.into_iter().map(|o| o.key));
         match page.next {
@@ -529,7 +541,7 @@ pub async fn lock_counter(root: &UPath, _cfg: &SuiteConfig) {
                 let opts = LockOptions::new(Duration::from_secs(120))
                     .holder(format!("contender-{t}"))
                     .backoff(Duration::from_millis(5), Duration::from_millis(100));
-                let mut g = p.lock_with(opts).await.unwrap();
+                let g = p.lock_with(opts).await.unwrap();
                 // A plain read-modify-write: only the lock keeps it safe.
                 let n: u64 = p.read_text().await.unwrap().parse().unwrap();
                 p.overwrite_text(&(n + 1).to_string()).await.unwrap();
@@ -552,7 +564,7 @@ pub async fn lock_counter(root: &UPath, _cfg: &SuiteConfig) {
 pub async fn lock_timeout_zero(root: &UPath, _cfg: &SuiteConfig) {
     let root = fresh(root, "lock0");
     let p = root.join("res").unwrap();
-    let mut g = p
+    let g = p
         .lock_with(LockOptions::new(Duration::ZERO).holder("first"))
         .await
         .unwrap();
@@ -573,15 +585,17 @@ pub async fn lock_timeout_zero(root: &UPath, _cfg: &SuiteConfig) {
     g.release().await.unwrap();
     g.release().await.unwrap();
     assert_eq!(crate::lock::lock_holder(&p).await.unwrap(), None);
-    let mut g2 = p
+    let g2 = p
         .lock_with(LockOptions::new(Duration::ZERO).holder("second"))
         .await
         .unwrap();
     g2.release().await.unwrap();
 }
 
-/// A holder that disappears is taken over after its TTL, and not before.
-/// Runs on a manual clock: deterministic, no sleeping.
+/// A holder that disappears is taken over once a contender has watched its
+/// lock unchanged for a whole TTL, and not before; the heir's fencing token
+/// is larger, and fences the old holder's writes. Runs on a manual clock:
+/// deterministic, no sleeping.
 pub async fn lock_takeover(root: &UPath, _cfg: &SuiteConfig) {
     let root = fresh(root, "lockttl");
     let clock = ManualClock::new(crate::clock::system().now());
@@ -590,61 +604,99 @@ pub async fn lock_takeover(root: &UPath, _cfg: &SuiteConfig) {
         .unwrap()
         .with_clock(clock.clone() as Arc<dyn Clock>);
     let ttl = Duration::from_secs(30);
-    let mut dead = p
-        .lock_with(LockOptions::new(Duration::ZERO).ttl(ttl).holder("dead"))
-        .await
-        .unwrap();
+    // Judge expiry only by watching (the storage's clock is not this test's).
+    let opts = |who: &str, timeout: Duration| {
+        LockOptions::new(timeout)
+            .ttl(ttl)
+            .holder(who)
+            .max_skew(None)
+    };
+    let dead = p.lock_with(opts("dead", Duration::ZERO)).await.unwrap();
+    let t_dead = dead.fencing_token();
 
     clock.advance(Duration::from_secs(29));
-    let e = p
-        .lock_with(LockOptions::new(Duration::ZERO).holder("heir"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.kind(),
-        ErrorKind::LockTimeout,
-        "taken over before the TTL"
-    );
+    let e = p.lock_with(opts("heir", Duration::ZERO)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LockTimeout, "taken over before the TTL");
+    let info = e.lock_info().expect("a busy lock says who holds it");
+    assert_eq!((info.holder.as_str(), info.token), ("dead", t_dead));
 
-    // Waiting 0.5 s more is still too early.
-    let e = p
-        .lock_with(LockOptions::new(Duration::from_millis(500)).holder("heir"))
-        .await
-        .unwrap_err();
+    // Even long after the holder's own expiry, one look is not enough:
+    // nobody's wall clock decides.
+    clock.advance(Duration::from_secs(60));
+    let e = p.lock_with(opts("heir", Duration::ZERO)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LockTimeout);
 
-    clock.advance(Duration::from_secs(2));
-    let mut heir = p
-        .lock_with(LockOptions::new(Duration::ZERO).holder("heir"))
+    // Watching for a whole TTL is.
+    let t0 = clock.elapsed();
+    let heir = p
+        .lock_with(opts("heir", Duration::from_secs(120)))
         .await
         .unwrap();
+    let watched = clock.elapsed() - t0;
+    assert!(watched >= ttl, "taken over after watching only {watched:?}");
+    assert!(heir.fencing_token() > t_dead, "the heir's token is larger");
     assert_eq!(
         crate::lock::lock_holder(&p).await.unwrap().as_deref(),
         Some("heir")
     );
 
-    // The dead holder comes back: its release must not free the heir's lock.
-    let e = dead.release().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Precondition);
+    // The token fences the old holder's writes to a guarded document.
+    let guarded =
+        crate::cond::CondDoc::<serde_json::Value>::new(root.join("guarded.json").unwrap());
+    guarded
+        .modify(Some(heir.fencing_token()), |_| Ok(Some(serde_json::json!({"by": "heir"}))))
+        .await
+        .unwrap();
+    let e = guarded
+        .modify(Some(t_dead), |_| Ok(Some(serde_json::json!({"by": "dead"}))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Fenced, "a stale holder's write is refused");
+
+    // The dead holder comes back: its renew and release must not touch
+    // the heir's lock.
+    assert_eq!(dead.renew().await.unwrap_err().kind(), ErrorKind::Fenced);
+    assert!(!dead.is_held());
+    dead.release().await.unwrap();
     assert_eq!(
         crate::lock::lock_holder(&p).await.unwrap().as_deref(),
         Some("heir")
     );
-    let e = dead.renew().await;
-    assert!(e.is_err());
 
-    // A waiting contender gets the lock once the heir's lease runs out.
+    // Renewing keeps the acquisition time and the token.
+    let acquired = heir.acquired();
+    clock.advance(Duration::from_secs(10));
     heir.renew().await.unwrap();
-    let mut third = p
-        .lock_with(LockOptions::new(Duration::from_secs(120)).holder("third"))
+    let st = crate::lock::info(&p).await.unwrap().unwrap();
+    assert_eq!(st.info.acquired, acquired, "renew kept the acquisition time");
+    assert_eq!(st.info.token, heir.fencing_token());
+    assert!(st.info.expires > acquired + ttl, "renew moved the expiry");
+
+    // A waiting contender gets the lock once the heir stops renewing.
+    let third = p
+        .lock_with(opts("third", Duration::from_secs(120)))
         .await
         .unwrap();
+    assert!(third.fencing_token() > heir.fencing_token());
+    assert_eq!(heir.release().await.unwrap_err().kind(), ErrorKind::Fenced);
     assert_eq!(
         crate::lock::lock_holder(&p).await.unwrap().as_deref(),
         Some("third")
     );
-    third.release().await.unwrap();
-    assert!(heir.release().await.is_err(), "the heir had lost its lock");
+
+    // force-unlock needs the current token; a wrong one changes nothing.
+    let e = crate::lock::force_unlock(&p, heir.fencing_token())
+        .await
+        .unwrap_err();
+    assert!(e.is_precondition(), "{e}");
+    assert!(third.is_held());
+    crate::lock::force_unlock(&p, third.fencing_token())
+        .await
+        .unwrap();
+    assert_eq!(crate::lock::lock_holder(&p).await.unwrap(), None);
+    let fourth = p.lock_with(opts("fourth", Duration::ZERO)).await.unwrap();
+    assert!(fourth.fencing_token() > third.fencing_token());
+    fourth.release().await.unwrap();
 }
 
 /// The create race and the counter under 10% transient errors and 2% lost

@@ -7,13 +7,7 @@ mod memory {
     use super::*;
     cloudmux_core::conformance_tests!(async {
         let root = UPath::new(InMemory::new(), "suite").unwrap();
-        (
-            root,
-            SuiteConfig {
-                conditional_delete: true,
-                ..SuiteConfig::default()
-            },
-        )
+        (root, SuiteConfig::default())
     });
 }
 

@@ -5,10 +5,8 @@
 //! lines that the parent checks.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions};
-use cloudmux_core::{CoreResolver, PutMode, UPath};
+use cloudmux_core::{PutMode, UPath};
 use serde::{Deserialize, Serialize};
 
 const PROCS: usize = 8;
@@ -100,16 +98,6 @@ fn child() {
                     }
                 }
             }
-            "mux" => {
-                let opts = WorkerOptions::default().worker_id(format!("proc-{me}"));
-                let mut w = Worker::<u64>::open(&CoreResolver, &arg, opts)
-                    .await
-                    .unwrap();
-                while let Some(r) = w.next().await {
-                    let (i, v) = r.unwrap();
-                    println!("RESULT {i} {v}");
-                }
-            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -165,38 +153,4 @@ async fn processes_race_create_and_compare_and_swap() {
         .collect();
     assert_eq!(names.len(), 201);
     assert!(names.iter().all(|n| !n.starts_with(".cmx-")));
-}
-
-#[tokio::test]
-async fn processes_share_one_session_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = UPath::parse(dir.path().to_str().unwrap()).unwrap();
-    let n = 3000u64;
-    let mux = Multiplexer::new((0..n).map(|i| i * 7), &root, Some("procs"))
-        .await
-        .unwrap();
-    let id = mux.create_read_session().await.unwrap().to_string();
-    let lines = tokio::task::spawn_blocking(move || spawn_children("mux", &id))
-        .await
-        .unwrap();
-    let mut seen = vec![0u32; n as usize];
-    for l in &lines {
-        let (i, v) = l.split_once(' ').unwrap();
-        let (i, v): (usize, u64) = (i.parse().unwrap(), v.parse().unwrap());
-        assert_eq!(v, i as u64 * 7);
-        seen[i] += 1;
-    }
-    assert!(
-        seen.iter().all(|&s| s == 1),
-        "every element exactly once across {PROCS} processes"
-    );
-    let id = mux.sessions().await.unwrap().remove(0);
-    let st = mux.stat(&id).await.unwrap();
-    assert!(st.done);
-    assert_eq!(st.workers.len(), PROCS, "each process wrote its summary");
-    assert!(st.workers.iter().all(|w| w.finished));
-    tokio::time::timeout(Duration::from_secs(60), mux.destroy())
-        .await
-        .unwrap()
-        .unwrap();
 }
