@@ -34,6 +34,6 @@ mod error;
 mod store;
 mod url;
 
-pub use config::{DEFAULT_REGION, DEFAULT_SDK_ATTEMPTS, S3Config};
+pub use config::{DEFAULT_REGION, S3Config};
 pub use store::S3Store;
 pub use url::{open_url, parse_url};
