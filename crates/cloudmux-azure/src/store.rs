@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
-    ClientOptions, Etag, HttpClientOptions, NoFormat, Pipeline, RequestContent, RetryOptions,
-    StatusCode, Transport, new_http_client,
+    ClientOptions, Etag, NoFormat, Pipeline, RequestContent, RetryOptions, Transport,
 };
 use azure_storage_blob::models::{
     BlobClientDeleteOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientUploadOptions,
@@ -17,12 +16,12 @@ use azure_storage_blob::models::{
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
 use cloudmux_core::{
-    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, PutMode,
+    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, Op, PutMode,
     PutResult, Result, Store, Version,
 };
 
 use crate::config::{AzureConfig, Credential};
-use crate::error::{Op, from_azure};
+use crate::error::from_azure;
 use crate::list;
 use crate::sas::{SasPolicy, SasSource};
 
@@ -31,10 +30,13 @@ use crate::sas::{SasPolicy, SasSource};
 /// - Versions are ETags exactly as the service sends them (quotes included).
 /// - `PutMode::Create` sends `If-None-Match: *`, `PutMode::Update` sends
 ///   `If-Match`; [`delete_if`](Store::delete_if) is supported (`If-Match`).
-/// - Requests are not retried here (the SDK's retries are off): a retry of a
-///   create whose answer was lost would report a false `AlreadyExists`.
-///   [`UPath`](cloudmux_core::UPath) retries `Transient` failures and reads
-///   back after a retried conditional write.
+/// - One attempt per request: the SDK's retry policy is off
+///   (`RetryOptions::none()`) and so are reqwest's own retries, since a
+///   retry of a create whose answer was lost would report a false
+///   `AlreadyExists`. Every request of a [`UPath`](cloudmux_core::UPath)
+///   goes through the core's [`Retry`](cloudmux_core::layers::Retry) layer,
+///   which retries `Transient` failures and settles retried conditional
+///   writes.
 /// - `start_after` is emulated by skipping (declared in the capabilities).
 pub struct AzureStore {
     config: AzureConfig,
@@ -97,10 +99,7 @@ impl AzureStore {
             }
             Credential::Anonymous => {}
         }
-        // One transport for both; decompression off as the SDK wants it.
-        let transport = Transport::new(new_http_client(Some(HttpClientOptions {
-            automatic_decompression: false,
-        })));
+        let transport = transport()?;
         let client_options = ClientOptions {
             per_try_policies: per_try,
             retry: RetryOptions::none(),
@@ -122,7 +121,7 @@ impl AzureStore {
                 ..defaults
             }),
         )
-        .map_err(|e| from_azure(Op::List, &config.container, "", &e))?;
+        .map_err(|e| from_azure(Op::Connect, &config.container, "", &e))?;
         let pipeline = Pipeline::new(
             Some("cloudmux-azure"),
             Some(env!("CARGO_PKG_VERSION")),
@@ -152,7 +151,7 @@ impl AzureStore {
         match self.client.create(None).await {
             Ok(_) => Ok(true),
             Err(e) => {
-                let err = from_azure(Op::CreateContainer, &self.config.container, "", &e);
+                let err = from_azure(Op::CreateBucket, &self.config.container, "", &e);
                 if err.kind() == ErrorKind::AlreadyExists {
                     Ok(false)
                 } else {
@@ -171,12 +170,30 @@ impl AzureStore {
             .delete(None)
             .await
             .map(|_| ())
-            .map_err(|e| from_azure(Op::Delete, &self.config.container, "", &e))
+            .map_err(|e| from_azure(Op::DeleteBucket, &self.config.container, "", &e))
     }
 
     fn err(&self, op: Op, key: &str, e: &azure_core::Error) -> Error {
         from_azure(op, &self.config.container, key, e)
     }
+}
+
+/// The HTTP transport: reqwest, as the SDK's default one, but with reqwest's
+/// own retries off (one attempt per request) and no automatic decompression
+/// (the SDK wants the bytes as sent).
+fn transport() -> Result<Transport> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(std::time::Duration::from_secs(60))
+        // REST APIs do not redirect; following one would re-send the body.
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Other, Op::Connect.name())
+                .with_message(format!("cannot build the HTTP client: {}", e.without_url()))
+        })?;
+    Ok(Transport::new(Arc::new(client)))
 }
 
 fn version_of(op: Op, key: &str, etag: Option<Etag>) -> Result<Version> {
@@ -244,19 +261,14 @@ impl Store for AzureStore {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
-        let (op, opts) = match &mode {
-            PutMode::Overwrite => (Op::Put, BlockBlobClientUploadOptions::default()),
-            PutMode::Create => (
-                Op::Create,
-                BlockBlobClientUploadOptions::default().if_not_exists(),
-            ),
-            PutMode::Update(v) => (
-                Op::Update,
-                BlockBlobClientUploadOptions {
-                    if_match: Some(Etag::from(v.as_str())),
-                    ..Default::default()
-                },
-            ),
+        let op = mode.op();
+        let opts = match &mode {
+            PutMode::Overwrite => BlockBlobClientUploadOptions::default(),
+            PutMode::Create => BlockBlobClientUploadOptions::default().if_not_exists(),
+            PutMode::Update(v) => BlockBlobClientUploadOptions {
+                if_match: Some(Etag::from(v.as_str())),
+                ..Default::default()
+            },
         };
         // `RequestContent::from` is an inherent fn taking Vec<u8>; the trait
         // conversion from Bytes avoids a copy.
@@ -275,18 +287,11 @@ impl Store for AzureStore {
     async fn delete(&self, key: &str) -> Result<()> {
         match self.client.blob_client(key).delete(None).await {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let err = self.err(Op::Delete, key, &e);
-                // Deleting a missing blob succeeds; a missing container does not.
-                let container_missing = err
-                    .message()
-                    .is_some_and(|m| m.contains("ContainerNotFound"));
-                if e.http_status() == Some(StatusCode::NotFound) && !container_missing {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
+            // Deleting a missing blob succeeds; a missing container does not.
+            Err(e) => match self.err(Op::Delete, key, &e) {
+                err if err.is_not_found() && !err.is_bucket_missing() => Ok(()),
+                err => Err(err),
+            },
         }
     }
 
