@@ -85,6 +85,12 @@ impl FaultConfig {
         }
     }
 
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// Sets the rate of writes applied late.
     pub fn with_late(mut self, late: f64) -> Self {
         self.late_rate = late;
@@ -395,33 +401,53 @@ impl Store for Faulty {
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.counters.head.fetch_add(1, Ordering::Relaxed);
-        self.run("head", key, false, None, self.inner.head(key)).await
+        self.run("head", key, false, None, self.inner.head(key))
+            .await
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         self.counters.put.fetch_add(1, Ordering::Relaxed);
         let late = LateOp::Put(bytes.clone(), mode.clone());
-        self.run(mode.op().name(), key, true, Some(late), self.inner.put(key, bytes, mode))
-            .await
+        self.run(
+            mode.op().name(),
+            key,
+            true,
+            Some(late),
+            self.inner.put(key, bytes, mode),
+        )
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
-        self.run("delete", key, true, Some(LateOp::Delete), self.inner.delete(key))
-            .await
+        self.run(
+            "delete",
+            key,
+            true,
+            Some(LateOp::Delete),
+            self.inner.delete(key),
+        )
+        .await
     }
 
     async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
         // A late conditional delete is not modelled: it is applied now or never.
-        self.run("delete_if", key, true, None, self.inner.delete_if(key, version))
-            .await
+        self.run(
+            "delete_if",
+            key,
+            true,
+            None,
+            self.inner.delete_if(key, version),
+        )
+        .await
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
         self.counters.list.fetch_add(1, Ordering::Relaxed);
         let key = req.prefix.clone();
-        self.run("list", &key, false, None, self.inner.list(req)).await
+        self.run("list", &key, false, None, self.inner.list(req))
+            .await
     }
 
     async fn leftovers(
