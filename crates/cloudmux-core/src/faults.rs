@@ -459,3 +459,41 @@ impl Store for Faulty {
         self.inner.leftovers(prefix, older_than, remove).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::memory::InMemory;
+
+    #[tokio::test]
+    async fn latency_is_measured_on_the_injected_clock() {
+        // On a manual clock a request takes exactly its latency of virtual
+        // time; measuring its first half on the real clock made it take 1.5x.
+        let clock = ManualClock::fixed();
+        let f = Faulty::with_clock(
+            InMemory::new(),
+            FaultConfig::latency(Duration::from_secs(10), Duration::ZERO),
+            clock.clone(),
+        );
+        let t0 = clock.elapsed();
+        let _ = f.get("nothing").await;
+        assert_eq!(clock.elapsed() - t0, Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn late_writes_land_after_a_later_read() {
+        let mem = InMemory::new();
+        let f = Faulty::new(mem.clone(), FaultConfig::default().with_late(1.0));
+        let e = f.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+        assert!(e.is_retryable() && e.may_have_applied(), "{e}");
+        assert!(mem.get("k").await.is_err(), "not applied yet");
+        assert_eq!(f.pending_late(), 1);
+        // Reads through the wrapper: the write lands after one to three.
+        for _ in 0..3 {
+            let _ = f.get("k").await;
+        }
+        assert_eq!(&mem.get("k").await.unwrap().bytes[..], b"v");
+        assert_eq!(f.stats().late_applied, 1);
+    }
+}

@@ -695,4 +695,69 @@ mod tests {
         let next = p.lock_with(opts().holder("next")).await.unwrap();
         assert!(next.fencing_token() > g.fencing_token());
     }
+
+    /// A store that allows one write per object per second (as GCS does),
+    /// counting the writes it sees.
+    #[derive(Debug)]
+    struct OnePerSecond {
+        inner: Arc<InMemory>,
+        puts: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::Store for OnePerSecond {
+        fn root_url(&self) -> String {
+            self.inner.root_url()
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            self.inner
+                .capabilities()
+                .with_min_write_interval(Duration::from_secs(1))
+        }
+        async fn get(&self, key: &str) -> Result<crate::GetResult> {
+            self.inner.get(key).await
+        }
+        async fn head(&self, key: &str) -> Result<crate::ObjectMeta> {
+            self.inner.head(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            bytes: bytes::Bytes,
+            mode: crate::PutMode,
+        ) -> Result<crate::PutResult> {
+            self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.put(key, bytes, mode).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, req: crate::ListRequest) -> Result<crate::ListPage> {
+            self.inner.list(req).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_renewals_respect_the_backend_write_interval() {
+        let clock = TokioClock::fixed();
+        let store = Arc::new(OnePerSecond {
+            inner: InMemory::with_clock(clock.clone()),
+            puts: Default::default(),
+        });
+        let p = UPath::new(store.clone(), "res")
+            .unwrap()
+            .with_clock(clock.clone());
+        // A TTL of 1.5 s would renew every 0.5 s: too often for this store.
+        let g = p
+            .lock_with(LockOptions::new(Duration::ZERO).ttl(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        g.keep_renewed();
+        clock.sleep(Duration::from_secs(20)).await;
+        let puts = store.puts.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(g.is_held());
+        // One create, then at most one renewal per second.
+        assert!((10..=21).contains(&puts), "{puts} writes in 20 s");
+        g.release().await.unwrap();
+    }
 }

@@ -481,3 +481,64 @@ async fn a_lone_worker_wraps_around_without_listing() {
     }
     assert!(!mux.done(&id).await.unwrap());
 }
+
+/// A store whose `start_after` is emulated at extra cost (Azure declares
+/// `list_start_after: false`): workers narrow listings by key prefix instead
+/// and never send a `start_after`.
+#[derive(Debug)]
+struct NoStartAfter {
+    inner: Arc<InMemory>,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for NoStartAfter {
+    fn root_url(&self) -> String {
+        self.inner.root_url()
+    }
+    fn capabilities(&self) -> cloudmux_core::Capabilities {
+        self.inner.capabilities().with_list_start_after(false)
+    }
+    async fn get(&self, key: &str) -> cloudmux_core::Result<cloudmux_core::GetResult> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> cloudmux_core::Result<cloudmux_core::ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+        mode: cloudmux_core::PutMode,
+    ) -> cloudmux_core::Result<cloudmux_core::PutResult> {
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn delete(&self, key: &str) -> cloudmux_core::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(
+        &self,
+        req: cloudmux_core::ListRequest,
+    ) -> cloudmux_core::Result<cloudmux_core::ListPage> {
+        if req.start_after.is_some() {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.list(req).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_cheap_start_after_workers_list_by_prefix() {
+    let store = Arc::new(NoStartAfter {
+        inner: InMemory::new(),
+        sent: Default::default(),
+    });
+    let root = UPath::new(store.clone(), "jobs").unwrap();
+    let n = 3000;
+    let mux = Multiplexer::new(0..n as u64, &root, None).await.unwrap();
+    let id = mux.create_read_session().await.unwrap();
+    let got = run_workers(mux.path(), &id, 12, 7).await;
+    assert_exactly_once(&got, n, |i| i as u64);
+    assert_eq!(store.sent.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(mux.done(&id).await.unwrap());
+}
