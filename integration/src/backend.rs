@@ -102,10 +102,7 @@ impl Place {
             Place::Memory => Backend {
                 kind,
                 root: UPath::new(InMemory::new(), "suite").expect("valid key"),
-                suite: SuiteConfig {
-                    conditional_delete: true,
-                    ..SuiteConfig::default()
-                },
+                suite: SuiteConfig::default(),
                 child_env: vec![],
                 shared_across_processes: false,
             },
@@ -361,10 +358,7 @@ fn open_azure(account: &str, container: &str) -> Backend {
     Backend {
         kind: Kind::Azure,
         root: UPath::new(store as Arc<dyn Store>, "suite").expect("valid key"),
-        suite: SuiteConfig {
-            conditional_delete: true,
-            ..SuiteConfig::default()
-        },
+        suite: SuiteConfig::default(),
         // The connection string is inherited by child processes.
         child_env: vec![],
         shared_across_processes: true,

@@ -1,10 +1,10 @@
 //! The Multiplexer on the selected backend: threads in this process, and
 //! several OS processes sharing one session through the backend.
 
+use cloudmux_core::clock::Stopwatch;
 use std::process::Stdio;
-use std::time::Instant;
 
-use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions};
+use cloudmux::mux::{Multiplexer, Worker, WorkerOptions};
 use cloudmux_core::testkit::fresh;
 use cloudmux_integration::backend;
 
@@ -83,7 +83,7 @@ async fn processes_share_a_session_exactly_once() {
         .await
         .unwrap();
     let id = mux.create_read_session().await.unwrap();
-    let started = Instant::now();
+    let started = Stopwatch::system();
     let mut children = Vec::new();
     for p in 0..procs {
         let mut cmd = tokio::process::Command::new(HELPER);

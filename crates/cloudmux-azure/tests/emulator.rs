@@ -51,7 +51,6 @@ mod conformance {
             Some(store) => (
                 UPath::new(store, "suite").unwrap(),
                 SuiteConfig {
-                    conditional_delete: true,
                     ..SuiteConfig::default()
                 },
             ),
@@ -60,7 +59,6 @@ mod conformance {
             None => (
                 UPath::new(cloudmux_core::InMemory::new(), "suite").unwrap(),
                 SuiteConfig {
-                    conditional_delete: true,
                     ..SuiteConfig::default()
                 },
             ),

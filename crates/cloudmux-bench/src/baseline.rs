@@ -4,7 +4,9 @@
 //! element. It lives here only: the library does not offer it.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cloudmux_core::clock::Stopwatch;
 
 use anyhow::{Result, bail};
 use cloudmux_core::{Faulty, InMemory, LockOptions, UPath};
@@ -50,7 +52,7 @@ pub(crate) async fn run(p: &Params, n: usize, e: usize) -> Result<BaselineRow> {
     let got: Arc<Mutex<Vec<(usize, Duration)>>> = Arc::new(Mutex::new(Vec::with_capacity(e)));
     let all_out = Arc::new(Notify::new());
     let before = faulty.stats();
-    let t0 = Instant::now();
+    let t0 = Stopwatch::system();
     let tasks: Vec<_> = (0..n)
         .map(|w| {
             let state = state.clone();
@@ -59,7 +61,7 @@ pub(crate) async fn run(p: &Params, n: usize, e: usize) -> Result<BaselineRow> {
             tokio::spawn(async move {
                 let opts = LockOptions::new(Duration::from_secs(3600)).holder(format!("b{w:03}"));
                 loop {
-                    let mut guard = state.lock_with(opts.clone()).await?;
+                    let guard = state.lock_with(opts.clone()).await?;
                     let c: Counter = state.read_json().await?;
                     if c.next >= c.count {
                         guard.release().await?;

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cloudmux_core::clock::Stopwatch;
 
 use anyhow::{Context, Result, bail, ensure};
-use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions};
 use cloudmux_core::{FaultConfig, Faulty, InMemory, RequestStats, UPath};
+use cloudmux_mux::{Multiplexer, Worker, WorkerOptions};
 use serde::Serialize;
 
 use crate::baseline::{self, BaselineRow};
@@ -145,7 +147,7 @@ struct TaskResult {
     obtain: Vec<Duration>,
     at: Vec<Duration>,
     stopped: Duration,
-    progress: cloudmux_core::mux::WorkerProgress,
+    progress: cloudmux_mux::WorkerProgress,
 }
 
 /// Runs the sweep.
@@ -208,7 +210,7 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
     let workers = futures::future::try_join_all(opens).await?;
 
     let before = faulty.stats();
-    let t0 = Instant::now();
+    let t0 = Stopwatch::system();
     let obtained = Arc::new(AtomicUsize::new(0));
     let sampler = p.timeline.then(|| {
         let (faulty, obtained) = (faulty.clone(), obtained.clone());
@@ -252,7 +254,7 @@ async fn run_one(p: &Params, n: usize, e: usize) -> Result<HandoutRow> {
                     progress: Default::default(),
                 };
                 loop {
-                    let s = Instant::now();
+                    let s = Stopwatch::system();
                     match w.next().await {
                         Some(Ok((i, v))) => {
                             debug_assert_eq!(v, i as u64);

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cloudmux_core::clock::Stopwatch;
 
 use anyhow::{Result, bail};
 use cloudmux_core::{FaultConfig, Faulty, InMemory, LocalFs, LockOptions, UPath};
@@ -112,14 +114,14 @@ async fn uncontended(
     counter: Option<&Arc<Faulty>>,
 ) -> Result<Uncontended> {
     let opts = LockOptions::new(Duration::from_secs(10)).holder("bench");
-    let t = Instant::now();
+    let t = Stopwatch::system();
     path.lock_with(opts.clone()).await?.release().await?;
     let first_ms = t.elapsed().as_secs_f64() * 1000.0;
     let before = counter.map(|f| f.stats());
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let t = Instant::now();
-        let mut g = path.lock_with(opts.clone()).await?;
+        let t = Stopwatch::system();
+        let g = path.lock_with(opts.clone()).await?;
         g.release().await?;
         samples.push(t.elapsed());
     }
@@ -143,7 +145,7 @@ async fn contended(faulty: &Arc<Faulty>, n: usize, duration: Duration) -> Result
     path.lock(Duration::from_secs(10)).await?.release().await?;
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let before = faulty.stats();
-    let t0 = Instant::now();
+    let t0 = Stopwatch::system();
     let tasks: Vec<_> = (0..n)
         .map(|w| {
             let path = path.clone();
@@ -151,7 +153,7 @@ async fn contended(faulty: &Arc<Faulty>, n: usize, duration: Duration) -> Result
             tokio::spawn(async move {
                 let opts = LockOptions::new(Duration::from_secs(3600)).holder(format!("c{w}"));
                 loop {
-                    let mut g = path.lock_with(opts.clone()).await?;
+                    let g = path.lock_with(opts.clone()).await?;
                     if t0.elapsed() >= duration {
                         g.release().await?;
                         return Ok::<_, cloudmux_core::Error>(());

@@ -3,13 +3,13 @@
 //! re-executes itself as `cloudmux-bench __worker`, which joins a session,
 //! takes elements until none is left, and prints one JSON line.
 
+use cloudmux_core::clock::Stopwatch;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use cloudmux_core::clock;
-use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions, WorkerProgress};
 use cloudmux_core::{CoreResolver, UPath};
+use cloudmux_mux::{Multiplexer, Worker, WorkerOptions, WorkerProgress};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,7 @@ fn unix_us() -> u64 {
 
 /// The hidden worker mode.
 pub(crate) fn worker_main(a: &WorkerArgs) -> Result<()> {
-    let t = Instant::now();
+    let t = Stopwatch::system();
     let vmhwm_before_kib = peak_rss_kib().unwrap_or(0);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -122,7 +122,7 @@ pub(crate) fn worker_main(a: &WorkerArgs) -> Result<()> {
 
 async fn consume<T: DeserializeOwned>(
     a: &WorkerArgs,
-    t: Instant,
+    t: Stopwatch,
     vmhwm_before_kib: u64,
     digest: impl Fn(&T) -> u64,
 ) -> Result<WorkerLine> {
@@ -233,7 +233,7 @@ pub(crate) async fn local_processes(procs: usize, e: usize) -> Result<LocalRepor
     let root = UPath::parse(dir.path().to_str().context("temporary path is not UTF-8")?)?;
     let mux = Multiplexer::new(0..e as u64, &root, Some("procs")).await?;
     let id = mux.create_read_session().await?.to_string();
-    let t0 = Instant::now();
+    let t0 = Stopwatch::system();
     let start_us = unix_us();
     let lines = tokio::task::spawn_blocking(move || run_workers(&id, "u64", procs, true)).await??;
     let end_to_end = t0.elapsed().as_secs_f64();
@@ -339,7 +339,7 @@ pub(crate) async fn memory(e: usize) -> Result<MemoryReport> {
     let mux = Multiplexer::new((0..e as u64).map(Record::new), &root, Some("memory")).await?;
     let id = mux.create_read_session().await?;
     let ids = id.to_string();
-    let t0 = Instant::now();
+    let t0 = Stopwatch::system();
     let lines =
         tokio::task::spawn_blocking(move || run_workers(&ids, "record", 1, false)).await??;
     let seconds = t0.elapsed().as_secs_f64();
@@ -416,6 +416,6 @@ mod tests {
     }
 
     fn rmp_size(r: &Record) -> usize {
-        cloudmux_core::mux::encode_elements([r]).unwrap().0.len() - 1
+        cloudmux_mux::encode_elements([r]).unwrap().0.len() - 1
     }
 }

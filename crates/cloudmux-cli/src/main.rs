@@ -5,7 +5,9 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cloudmux::clock::Stopwatch;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -365,7 +367,7 @@ async fn demo(
     println!("dataset: {}", mux.path());
     println!("mux id: {id}");
     let exe = std::env::current_exe().context("cannot find the cloudmux executable")?;
-    let started = Instant::now();
+    let started = Stopwatch::system();
     let mut children = Vec::new();
     for _ in 0..workers {
         let child = tokio::process::Command::new(&exe)

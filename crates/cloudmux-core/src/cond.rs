@@ -276,7 +276,8 @@ impl<T: Serialize + DeserializeOwned + Clone> CondDoc<T> {
     pub async fn read(&self) -> Result<Option<Versioned<T>>> {
         match self.path.get().await {
             Ok(g) => {
-                let (stamp, body) = decode::<T>(&g.bytes).map_err(|e| e.set_path(self.path.url()))?;
+                let (stamp, body) =
+                    decode::<T>(&g.bytes).map_err(|e| e.set_path(self.path.url()))?;
                 Ok(Some(Versioned {
                     body,
                     stamp,
@@ -310,7 +311,13 @@ impl<T: Serialize + DeserializeOwned + Clone> CondDoc<T> {
         )
     }
 
-    fn prepare(&self, body: &T, epoch: u64, prev: Option<String>, mode: PutMode) -> Result<Write<T>> {
+    fn prepare(
+        &self,
+        body: &T,
+        epoch: u64,
+        prev: Option<String>,
+        mode: PutMode,
+    ) -> Result<Write<T>> {
         let stamp = Stamp {
             nonce: nonce(),
             prev,
@@ -530,7 +537,10 @@ mod tests {
         }
         // A different writer that meets it loses, definitively.
         let mut other = d2.create_write(&Body { n: 8 }, 1).unwrap();
-        assert!(matches!(d2.send(&mut other).await.unwrap(), Written::Lost { .. }));
+        assert!(matches!(
+            d2.send(&mut other).await.unwrap(),
+            Written::Lost { .. }
+        ));
     }
 
     #[tokio::test]
@@ -547,17 +557,29 @@ mod tests {
             panic!()
         };
         // The rival from the same base lost, definitively.
-        assert!(matches!(settle(&rival, Some(v2.clone())), Some(Written::Lost { .. })));
+        assert!(matches!(
+            settle(&rival, Some(v2.clone())),
+            Some(Written::Lost { .. })
+        ));
         // w1 was applied and then replaced by w2.
-        assert!(matches!(settle(&w1, Some(v2.clone())), Some(Written::Superseded { .. })));
+        assert!(matches!(
+            settle(&w1, Some(v2.clone())),
+            Some(Written::Superseded { .. })
+        ));
         let mut w3 = d.update_write(&v2, &Body { n: 4 }, 1).unwrap();
         let Written::Current(v3) = d.send(&mut w3).await.unwrap() else {
             panic!()
         };
         // Two steps on: whether w1 was applied cannot be told from v3.
-        assert!(matches!(settle(&w1, Some(v3.clone())), Some(Written::Undetermined { .. })));
+        assert!(matches!(
+            settle(&w1, Some(v3.clone())),
+            Some(Written::Undetermined { .. })
+        ));
         // An update whose document is gone; a create that found nothing.
-        assert!(matches!(settle(&w3, None), Some(Written::Lost { current: None })));
+        assert!(matches!(
+            settle(&w3, None),
+            Some(Written::Lost { current: None })
+        ));
         assert!(settle(&w1, None).is_none());
         // An update whose base is still current: not applied yet.
         assert!(settle(&w3, Some(v2.clone())).is_none());
@@ -566,14 +588,20 @@ mod tests {
     #[tokio::test]
     async fn modify_fences_lower_tokens() {
         let d = doc_on::<Body>(InMemory::new());
-        d.modify(Some(5), |_| Ok(Some(Body { n: 1 }))).await.unwrap();
+        d.modify(Some(5), |_| Ok(Some(Body { n: 1 })))
+            .await
+            .unwrap();
         let e = d
             .modify(Some(4), |_| Ok(Some(Body { n: 2 })))
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Fenced);
         let v = d
-            .modify(Some(6), |b| Ok(Some(Body { n: b.unwrap().n + 1 })))
+            .modify(Some(6), |b| {
+                Ok(Some(Body {
+                    n: b.unwrap().n + 1,
+                }))
+            })
             .await
             .unwrap()
             .unwrap();

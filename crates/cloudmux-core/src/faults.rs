@@ -85,6 +85,12 @@ impl FaultConfig {
         }
     }
 
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// Sets the rate of writes applied late.
     pub fn with_late(mut self, late: f64) -> Self {
         self.late_rate = late;
@@ -395,33 +401,53 @@ impl Store for Faulty {
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.counters.head.fetch_add(1, Ordering::Relaxed);
-        self.run("head", key, false, None, self.inner.head(key)).await
+        self.run("head", key, false, None, self.inner.head(key))
+            .await
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         self.counters.put.fetch_add(1, Ordering::Relaxed);
         let late = LateOp::Put(bytes.clone(), mode.clone());
-        self.run(mode.op().name(), key, true, Some(late), self.inner.put(key, bytes, mode))
-            .await
+        self.run(
+            mode.op().name(),
+            key,
+            true,
+            Some(late),
+            self.inner.put(key, bytes, mode),
+        )
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
-        self.run("delete", key, true, Some(LateOp::Delete), self.inner.delete(key))
-            .await
+        self.run(
+            "delete",
+            key,
+            true,
+            Some(LateOp::Delete),
+            self.inner.delete(key),
+        )
+        .await
     }
 
     async fn delete_if(&self, key: &str, version: &Version) -> Result<()> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
         // A late conditional delete is not modelled: it is applied now or never.
-        self.run("delete_if", key, true, None, self.inner.delete_if(key, version))
-            .await
+        self.run(
+            "delete_if",
+            key,
+            true,
+            None,
+            self.inner.delete_if(key, version),
+        )
+        .await
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
         self.counters.list.fetch_add(1, Ordering::Relaxed);
         let key = req.prefix.clone();
-        self.run("list", &key, false, None, self.inner.list(req)).await
+        self.run("list", &key, false, None, self.inner.list(req))
+            .await
     }
 
     async fn leftovers(
@@ -431,5 +457,43 @@ impl Store for Faulty {
         remove: bool,
     ) -> Result<crate::store::Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::memory::InMemory;
+
+    #[tokio::test]
+    async fn latency_is_measured_on_the_injected_clock() {
+        // On a manual clock a request takes exactly its latency of virtual
+        // time; measuring its first half on the real clock made it take 1.5x.
+        let clock = ManualClock::fixed();
+        let f = Faulty::with_clock(
+            InMemory::new(),
+            FaultConfig::latency(Duration::from_secs(10), Duration::ZERO),
+            clock.clone(),
+        );
+        let t0 = clock.elapsed();
+        let _ = f.get("nothing").await;
+        assert_eq!(clock.elapsed() - t0, Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn late_writes_land_after_a_later_read() {
+        let mem = InMemory::new();
+        let f = Faulty::new(mem.clone(), FaultConfig::default().with_late(1.0));
+        let e = f.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+        assert!(e.is_retryable() && e.may_have_applied(), "{e}");
+        assert!(mem.get("k").await.is_err(), "not applied yet");
+        assert_eq!(f.pending_late(), 1);
+        // Reads through the wrapper: the write lands after one to three.
+        for _ in 0..3 {
+            let _ = f.get("k").await;
+        }
+        assert_eq!(&mem.get("k").await.unwrap().bytes[..], b"v");
+        assert_eq!(f.stats().late_applied, 1);
     }
 }

@@ -126,7 +126,12 @@ impl Store for Timeout {
         let key = req.prefix.clone();
         self.run(Op::List, &key, self.inner.list(req)).await
     }
-    async fn leftovers(&self, prefix: &str, older_than: Duration, remove: bool) -> Result<Leftovers> {
+    async fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+        remove: bool,
+    ) -> Result<Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
     }
 }
@@ -280,7 +285,12 @@ impl Store for Retry {
             .run(self.clock.as_ref(), || self.inner.list(req.clone()))
             .await
     }
-    async fn leftovers(&self, prefix: &str, older_than: Duration, remove: bool) -> Result<Leftovers> {
+    async fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+        remove: bool,
+    ) -> Result<Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
     }
 }
@@ -326,17 +336,11 @@ mod tests {
         // All responses lost: the first attempt applies, the retry meets it.
         let f = Faulty::new(mem.clone(), FaultConfig::faults(0.0, 1.0, 3));
         let r = Retry::new(f, quick());
-        let e = r
-            .put("a", "x".into(), PutMode::Create)
-            .await
-            .unwrap_err();
+        let e = r.put("a", "x".into(), PutMode::Create).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::OutcomeUnknown, "{e}");
         assert_eq!(&mem.get("a").await.unwrap().bytes[..], b"x");
         // Two writers of identical bytes: neither is told it won.
-        let e2 = r
-            .put("a", "x".into(), PutMode::Create)
-            .await
-            .unwrap_err();
+        let e2 = r.put("a", "x".into(), PutMode::Create).await.unwrap_err();
         assert_eq!(e2.kind(), ErrorKind::OutcomeUnknown);
         // A compare-and-swap likewise.
         let v = mem.head("a").await.unwrap().version.unwrap();

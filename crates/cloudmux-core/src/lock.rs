@@ -34,7 +34,7 @@
 //! A held lock counts as expired for a contender when either:
 //!
 //! 1. the contender has seen **the same version unchanged for a whole TTL on
-//!    its own monotonic clock** ([`Clock::elapsed`](crate::clock::Clock::elapsed)). A live holder renews
+//!    its own monotonic clock** ([`crate::clock::Clock::elapsed`]). A live holder renews
 //!    well within its TTL, which changes the version. This uses no wall
 //!    clock at all and tolerates any skew; it makes a contender that arrives
 //!    after a holder died wait one TTL; or
@@ -449,6 +449,16 @@ impl LockGuard {
         }
     }
 
+    /// Forgets the lock without writing anything: for a holder that has
+    /// just deleted the lock object itself (the last step of a protocol that
+    /// removes everything). It is then no longer held.
+    pub fn disarm(&self) {
+        if let Ok(mut held) = self.inner.held.try_lock() {
+            *held = None;
+        }
+        self.inner.lost.send_replace(true);
+    }
+
     /// Renews the lock in the background on the current tokio runtime until
     /// it is released, dropped, or found lost ([`watch_lost`](Self::watch_lost)
     /// tells). Renewals come every third of the TTL, never more often than
@@ -457,11 +467,7 @@ impl LockGuard {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn keep_renewed(&self) {
-        let min = self
-            .lock_path()
-            .store()
-            .capabilities()
-            .min_write_interval;
+        let min = self.lock_path().store().capabilities().min_write_interval;
         let every = (self.inner.ttl / 3).max(min).max(Duration::from_millis(10));
         let weak = Arc::downgrade(&self.inner);
         let clock = self.lock_path().clock().clone();
@@ -485,7 +491,9 @@ impl LockGuard {
                         return;
                     }
                     Err(e) if e.kind() == ErrorKind::InvalidInput => return,
-                    Err(e) => tracing::warn!(lock = %g.lock_path(), error = %e, "lock renewal failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(lock = %g.lock_path(), error = %e, "lock renewal failed; retrying")
+                    }
                 }
             }
         });
@@ -575,7 +583,11 @@ pub async fn force_unlock(path: &UPath, token: u64) -> Result<()> {
             .with_path(path.to_string())
             .with_message(format!(
                 "the lock is {} with token {}, not held with token {token}: nothing changed",
-                if cur.body.state == LockState::Held { "held" } else { "free" },
+                if cur.body.state == LockState::Held {
+                    "held"
+                } else {
+                    "free"
+                },
                 cur.stamp.epoch
             )));
     }
@@ -626,7 +638,13 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::LockTimeout);
         }
         g.release().await.unwrap();
-        contender.lock(Duration::ZERO).await.unwrap().release().await.unwrap();
+        contender
+            .lock(Duration::ZERO)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -667,10 +685,7 @@ mod tests {
         let g = p.lock_with(opts()).await.unwrap();
         g.keep_renewed();
         // A contender waits five TTLs in virtual time and never gets it.
-        let e = p
-            .lock_with(opts().holder("contender"))
-            .await
-            .unwrap_err();
+        let e = p.lock_with(opts().holder("contender")).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::LockTimeout);
         assert!(g.is_held());
         let mut lost = g.watch_lost();
@@ -679,5 +694,70 @@ mod tests {
         assert!(*lost.borrow_and_update());
         let next = p.lock_with(opts().holder("next")).await.unwrap();
         assert!(next.fencing_token() > g.fencing_token());
+    }
+
+    /// A store that allows one write per object per second (as GCS does),
+    /// counting the writes it sees.
+    #[derive(Debug)]
+    struct OnePerSecond {
+        inner: Arc<InMemory>,
+        puts: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::Store for OnePerSecond {
+        fn root_url(&self) -> String {
+            self.inner.root_url()
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            self.inner
+                .capabilities()
+                .with_min_write_interval(Duration::from_secs(1))
+        }
+        async fn get(&self, key: &str) -> Result<crate::GetResult> {
+            self.inner.get(key).await
+        }
+        async fn head(&self, key: &str) -> Result<crate::ObjectMeta> {
+            self.inner.head(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            bytes: bytes::Bytes,
+            mode: crate::PutMode,
+        ) -> Result<crate::PutResult> {
+            self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.put(key, bytes, mode).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, req: crate::ListRequest) -> Result<crate::ListPage> {
+            self.inner.list(req).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_renewals_respect_the_backend_write_interval() {
+        let clock = TokioClock::fixed();
+        let store = Arc::new(OnePerSecond {
+            inner: InMemory::with_clock(clock.clone()),
+            puts: Default::default(),
+        });
+        let p = UPath::new(store.clone(), "res")
+            .unwrap()
+            .with_clock(clock.clone());
+        // A TTL of 1.5 s would renew every 0.5 s: too often for this store.
+        let g = p
+            .lock_with(LockOptions::new(Duration::ZERO).ttl(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        g.keep_renewed();
+        clock.sleep(Duration::from_secs(20)).await;
+        let puts = store.puts.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(g.is_held());
+        // One create, then at most one renewal per second.
+        assert!((10..=21).contains(&puts), "{puts} writes in 20 s");
+        g.release().await.unwrap();
     }
 }

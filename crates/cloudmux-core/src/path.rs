@@ -59,7 +59,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn new(store: &Arc<dyn Store>, clock: Arc<dyn Clock>, retry: RetryPolicy, timeout: Option<Duration>) -> Ctx {
+    fn new(
+        store: &Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+        timeout: Option<Duration>,
+    ) -> Ctx {
         let mut io = store.clone();
         if let Some(t) = timeout {
             io = Timeout::new(io, t, clock.clone());
@@ -250,10 +255,25 @@ impl UPath {
         }
     }
 
+    /// Another key (a full key of the same store, as listings report them),
+    /// with the same store and settings.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the key breaks the [key rules](crate::key).
+    pub fn with_key(&self, key: &str) -> Result<UPath> {
+        validate_key(key, true)?;
+        Ok(self.derive(key.to_string()))
+    }
+
     /// The same key on another store (a wrapper around this one, say), with
     /// the same settings.
     pub fn with_store(&self, store: Arc<dyn Store>) -> UPath {
-        let ctx = Ctx::new(&store, self.ctx.clock.clone(), self.ctx.retry, self.ctx.timeout);
+        let ctx = Ctx::new(
+            &store,
+            self.ctx.clock.clone(),
+            self.ctx.retry,
+            self.ctx.timeout,
+        );
         UPath {
             store,
             key: self.key.clone(),
@@ -555,7 +575,9 @@ impl UPath {
     pub async fn list_page(&self, q: &ListQuery) -> Result<ListPage> {
         let base = self.dir_prefix();
         if q.prefix.contains('\0') || q.start_after.as_deref().is_some_and(|a| a.contains('\0')) {
-            return Err(Error::invalid("list", "NUL in a listing prefix").with_path(self.to_string()));
+            return Err(
+                Error::invalid("list", "NUL in a listing prefix").with_path(self.to_string())
+            );
         }
         let req = ListRequest {
             prefix: format!("{base}{}", q.prefix),

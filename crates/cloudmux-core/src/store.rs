@@ -2,7 +2,7 @@
 //!
 //! A backend implements [`Store`]: six operations over flat, `/`-separated
 //! keys. Everything else in the project (the [`UPath`](crate::UPath) API, the
-//! [lock](crate::lock), the [Multiplexer](crate::mux)) is built on these six
+//! [lock](crate::lock), and the Multiplexer of `cloudmux-mux`) is built on these six
 //! and on nothing else, so a backend that passes the conformance suite
 //! ([`testkit`](crate::testkit), feature `testkit`) runs the whole project.
 //!

@@ -247,9 +247,7 @@ async fn create_race_on(root: &UPath, keys: usize, tasks: usize) {
                     Err(e) if e.is_already_exists() => false,
                     // The body is unique to this task and this key (it
                     // carries a nonce), so reading back settles it exactly.
-                    Err(e) if e.is_outcome_unknown() => {
-                        p.read_text().await.unwrap() == body
-                    }
+                    Err(e) if e.is_outcome_unknown() => p.read_text().await.unwrap() == body,
                     Err(e) => panic!("create race: unexpected error {e}"),
                 };
                 if ours {
@@ -616,7 +614,11 @@ pub async fn lock_takeover(root: &UPath, _cfg: &SuiteConfig) {
 
     clock.advance(Duration::from_secs(29));
     let e = p.lock_with(opts("heir", Duration::ZERO)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::LockTimeout, "taken over before the TTL");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::LockTimeout,
+        "taken over before the TTL"
+    );
     let info = e.lock_info().expect("a busy lock says who holds it");
     assert_eq!((info.holder.as_str(), info.token), ("dead", t_dead));
 
@@ -644,14 +646,22 @@ pub async fn lock_takeover(root: &UPath, _cfg: &SuiteConfig) {
     let guarded =
         crate::cond::CondDoc::<serde_json::Value>::new(root.join("guarded.json").unwrap());
     guarded
-        .modify(Some(heir.fencing_token()), |_| Ok(Some(serde_json::json!({"by": "heir"}))))
+        .modify(Some(heir.fencing_token()), |_| {
+            Ok(Some(serde_json::json!({"by": "heir"})))
+        })
         .await
         .unwrap();
     let e = guarded
-        .modify(Some(t_dead), |_| Ok(Some(serde_json::json!({"by": "dead"}))))
+        .modify(Some(t_dead), |_| {
+            Ok(Some(serde_json::json!({"by": "dead"})))
+        })
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Fenced, "a stale holder's write is refused");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Fenced,
+        "a stale holder's write is refused"
+    );
 
     // The dead holder comes back: its renew and release must not touch
     // the heir's lock.
@@ -668,7 +678,10 @@ pub async fn lock_takeover(root: &UPath, _cfg: &SuiteConfig) {
     clock.advance(Duration::from_secs(10));
     heir.renew().await.unwrap();
     let st = crate::lock::info(&p).await.unwrap().unwrap();
-    assert_eq!(st.info.acquired, acquired, "renew kept the acquisition time");
+    assert_eq!(
+        st.info.acquired, acquired,
+        "renew kept the acquisition time"
+    );
     assert_eq!(st.info.token, heir.fencing_token());
     assert!(st.info.expires > acquired + ttl, "renew moved the expiry");
 

@@ -48,7 +48,6 @@ async fn suite_root(opts: GcsOptions) -> (UPath, SuiteConfig) {
     let store = fresh_store(&opts).await;
     let root = UPath::new(store, "suite").unwrap();
     let cfg = SuiteConfig {
-        conditional_delete: false,
         ..SuiteConfig::default()
     };
     (root, cfg)

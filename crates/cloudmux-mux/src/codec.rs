@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result};
+use cloudmux_core::{Error, Result};
 
 /// Encodes elements into a MessagePack array; returns the bytes and the count.
 ///
@@ -248,7 +248,7 @@ mod tests {
         ];
         for c in cases {
             let e = Elements::parse(Bytes::from(c.clone()), None).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{c:?}");
+            assert_eq!(e.kind(), cloudmux_core::ErrorKind::Corrupt, "{c:?}");
         }
         let e = Elements::parse(Bytes::from(bytes), Some(4)).unwrap_err();
         assert!(e.to_string().contains("manifest says 4"));

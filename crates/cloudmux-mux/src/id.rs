@@ -15,7 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use cloudmux_core::{Error, Result};
 
 /// The version prefix this build writes and reads.
 pub const MUX_ID_PREFIX: &str = "cmx1:";
@@ -23,7 +23,7 @@ pub const MUX_ID_PREFIX: &str = "cmx1:";
 /// A parsed mux id. Display and `FromStr` round-trip.
 ///
 /// ```
-/// use cloudmux_core::mux::MuxId;
+/// use cloudmux_mux::MuxId;
 /// let id: MuxId = "cmx1:s1@mem://x/ds".parse()?;
 /// assert_eq!(id.session(), "s1");
 /// assert_eq!(id.dataset_url(), "mem://x/ds");
@@ -39,12 +39,34 @@ pub struct MuxId {
 
 /// True for a valid session id: 1 to 128 characters of `[0-9A-Za-z._-]`,
 /// not starting with `.`.
-pub(crate) fn valid_session_id(s: &str) -> bool {
+pub fn valid_session_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// The one normal form of a dataset URL, so that a mux id names its dataset
+/// the same way however the URL was spelled: local paths (plain, relative,
+/// `file://`, with `.`, `..` or a trailing `/`) become `file:///abs/path`;
+/// other URLs lose trailing slashes.
+pub fn normalize_dataset_url(url: &str) -> String {
+    let is_local = !url.contains("://") || url.starts_with("file://");
+    if is_local && let Ok(p) = cloudmux_core::UPath::parse(url) {
+        return p.url();
+    }
+    let t = url.trim_end_matches('/');
+    if t.ends_with(':') || t.is_empty() {
+        url.to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// True when two dataset URLs name the same dataset.
+pub fn same_dataset(a: &str, b: &str) -> bool {
+    normalize_dataset_url(a) == normalize_dataset_url(b)
 }
 
 impl MuxId {
@@ -74,7 +96,7 @@ impl MuxId {
         }
         Ok(MuxId {
             session,
-            dataset_url,
+            dataset_url: normalize_dataset_url(&dataset_url),
         })
     }
 
@@ -127,7 +149,7 @@ impl FromStr for MuxId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use cloudmux_core::ErrorKind;
 
     #[test]
     fn round_trips_any_url() {

@@ -1,12 +1,28 @@
-//! The Multiplexer: hand out every element of a dataset exactly once to a
-//! fleet of workers, through object storage alone.
+//! # cloudmux-mux
 //!
-//! # Using it
+//! The Multiplexer: hand out every element of a dataset exactly once to a
+//! fleet of workers, through object storage alone. It depends only on the
+//! storage core (`cloudmux-core`): its [`Store`](cloudmux_core::Store) trait,
+//! its paths and its [conditional documents](cloudmux_core::cond).
+//!
+//! ## Layout
+//!
+//! | module | role |
+//! |---|---|
+//! | [`layout`] | every key name of a dataset and its sessions |
+//! | [`planner`] | the pure claim planner: given what a worker knows, the next action |
+//! | [`worker`] | the worker: drives the planner, one request per action |
+//! | [`session`] | the session document, the session mode, the claim body |
+//! | [`codec`] | the dataset file: one MessagePack array, decoded one element at a time |
+//! | [`id`] | the mux id `cmx1:<session>@<dataset-url>` |
+//! | [`stat`] | progress for the coordinator |
+//!
+//! ## Using it
 //!
 //! ```
 //! # tokio_test::block_on(async {
 //! use cloudmux_core::{UPath, CoreResolver};
-//! use cloudmux_core::mux::{Multiplexer, Worker, WorkerOptions};
+//! use cloudmux_mux::{Multiplexer, Worker, WorkerOptions};
 //! use futures::StreamExt;
 //!
 //! // Coordinator: store the elements and start a session.
@@ -32,81 +48,77 @@
 //! # Ok::<_, cloudmux_core::Error>(()) }).unwrap();
 //! ```
 //!
-//! # Protocol (format version 1)
+//! ## Protocol (session format 2)
 //!
 //! A dataset is a folder below the coordinator's path, named
 //! `<UTC time to the microsecond>-<8 random hex>[-<tag>]` so that folders
-//! sort by creation time and two coordinators never collide:
+//! sort by creation time and two coordinators never collide. Its files are
+//! listed in [`layout`].
 //!
-//! ```text
-//! <path>/20261124T231539.120533Z-4f2a9c01-grid/
-//!     manifest.json            {"format":"cloudmux-dataset","version":1,"count":E,...}
-//!     data.msgpack             one MessagePack array of the E elements
-//!     sessions/<session-id>/
-//!         session.json         {"version":1,"count":E,"width":W,...}
-//!         claims/<i>           one object per handed-out element, i zero-padded to W digits
-//!         full/<k>             block k (indices k*1000 .. k*1000+999) seen fully claimed
-//!         exhausted            written once a worker knew every element claimed
-//!         workers/<w>.json     each worker's own progress summary (for stat)
-//! ```
+//! **Creating.** `new` writes the data file, then the manifest (a
+//! conditional document): a folder with a manifest is complete.
 //!
 //! **Claiming.** A worker owns element `i` when its create-if-absent of
-//! `claims/<i>` succeeds. The claim body records the worker id, a fresh
-//! nonce and the time (see [`Claim`]). There is no shared counter: N workers
-//! write N different objects, so throughput grows with N.
+//! `claims/<i>` succeeds. The claim is a [conditional
+//! document](cloudmux_core::cond) recording the worker id and the time; its
+//! nonce settles every ambiguous create (see below). There is no shared
+//! counter: N workers write N different objects, so throughput grows with N.
+//! Which index to try next is the [planner]'s business.
 //!
-//! **Avoiding the herd.** Each worker starts at a random index and walks
-//! forward while its creates succeed; the indices form a circle, so a walk
-//! that passes the last index goes on at index 0. On a collision it lists
-//! one page of claims from a random not-yet-known index, learns which
-//! indices are taken, and jumps to the middle of the largest free run in
-//! that page (a random index for short runs). The listing also tells it
-//! where that run ends, so it does not probe the claimed index after it. A
-//! local bitmap of known claims means no index is ever probed twice.
+//! **Unknown outcomes.** A create whose response was lost, or that timed out
+//! (and may still be applied by the server later), is settled by reading the
+//! claim back: our nonce means ours. A read-back that finds nothing does not
+//! free the index: the worker sends the *same* claim again, so a late apply
+//! of the first attempt is still recognised as ours, and it claims nothing
+//! else until that claim is settled. Only a real "already exists" from the
+//! store is a lost race; any other error stops the worker.
 //!
 //! **Ending.** A worker whose listing shows a block of 1,000 indices fully
 //! claimed creates `full/<k>` (create-only; losing that race is fine). A
-//! worker whose last page had no free index lists `full/` before listing
-//! claims again, so it skips the blocks others have seen full instead of
-//! scanning every claim. It stops when it knows every element claimed, and
-//! then creates `exhausted`, which [`Multiplexer::done`] reads.
+//! worker in the tail lists `full/` before listing claims again, so it skips
+//! blocks others have seen full instead of scanning every claim. The first
+//! worker that knows every element claimed publishes the missing block
+//! markers and creates `exhausted`, which [`Multiplexer::done`] reads.
 //!
-//! **Lost responses.** A create whose response was lost is retried; if the
-//! retry meets `AlreadyExists`, the claim is read back and the nonce decides.
-//! If retries run out, the outcome is settled by reading the claim back
-//! before the worker claims anything else. An element is never claimed and
-//! left unprocessed by a live worker.
-//!
-//! **Room to grow.** Claims and session documents carry a version and ignore
-//! unknown fields, and [`Claim`] reserves optional lease fields, so leased
-//! sessions (expiry renewed by compare-and-swap, completion markers, reclaim)
-//! can be added without rewriting existing sessions.
+//! **Destroying.** [`Multiplexer::destroy`] takes the lock on
+//! `destroying` (the object `destroying.lock`), which workers check at least
+//! every [`DESTROY_CHECK_INTERVAL`](worker::DESTROY_CHECK_INTERVAL): a worker
+//! that sees it held stops claiming with an error. When sessions are still running
+//! it refuses unless forced, and when forced it waits longer than that
+//! interval before deleting anything, so no live worker re-creates a claim it
+//! deletes. It deletes everything but the manifest and the lock, then the
+//! manifest, then the lock: an interrupted destroy can be run again, and
+//! finishes the job.
 
-mod codec;
-mod id;
-mod stat;
-mod worker;
+pub mod codec;
+pub mod id;
+pub mod layout;
+pub mod planner;
+pub mod session;
+pub mod stat;
+pub mod worker;
 
 pub use codec::{Elements, encode_elements};
 pub use id::{MUX_ID_PREFIX, MuxId};
+pub use session::{Claim, SESSION_FORMAT, SessionDoc, SessionMode};
 pub use stat::{SessionStat, WorkerStat};
 pub use worker::{BlockingWorker, Worker, WorkerOptions, WorkerProgress};
 
-use std::time::SystemTime;
+use std::time::Duration;
 
+use cloudmux_core::clock::{compact_micros, rfc3339_micros, unix_millis};
+use cloudmux_core::cond::{CondDoc, Written};
+use cloudmux_core::util::nonce;
+use cloudmux_core::{Error, ErrorKind, LockOptions, Resolver, Result, UPath};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{compact_micros, rfc3339_micros, unix_millis};
-use crate::error::{Error, ErrorKind, Result};
-use crate::path::UPath;
-use crate::resolve::Resolver;
-use crate::util::nonce;
+use layout::{DatasetLayout, claim_width};
 
 /// The `format` field of every manifest.
 pub const DATASET_FORMAT: &str = "cloudmux-dataset";
-/// The dataset and session format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The dataset format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The dataset's manifest (`manifest.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -130,53 +142,19 @@ pub struct Manifest {
     pub data_size: u64,
 }
 
-/// A session's document (`sessions/<id>/session.json`). A worker reads only
-/// this and the data file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionDoc {
-    /// The format version.
-    pub version: u32,
-    /// The session id.
-    pub session: String,
-    /// The number of elements (copied from the manifest).
-    pub count: usize,
-    /// Digits of the zero-padded claim index.
-    pub width: usize,
-    /// The data file's name within the dataset folder.
-    pub data: String,
-    /// The hand-out mode: `"once"` (leased modes may come later).
-    pub mode: String,
-    /// Creation time, RFC 3339 UTC.
-    pub created: String,
-}
-
-/// The body of a claim object.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claim {
-    /// Claim format version (1).
-    pub v: u32,
-    /// The claiming worker's id.
-    pub worker: String,
-    /// A fresh random nonce: settles lost responses and makes every body unique.
-    pub nonce: String,
-    /// Claim time, milliseconds since the epoch.
-    pub t_ms: u64,
-    /// Reserved for leased sessions: lease expiry, milliseconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until_ms: Option<u64>,
-    /// Reserved for leased sessions: the claim's state (`"done"`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-}
-
-/// Digits needed for indices `0..count`.
-pub(crate) fn claim_width(count: usize) -> usize {
-    count.saturating_sub(1).max(1).to_string().len()
-}
+/// The longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 100;
 
 /// Makes a tag safe as part of a folder name.
 fn clean_tag(tag: &str) -> Result<String> {
-    let t: String = tag
+    let chars = tag.chars().count();
+    if chars == 0 || chars > MAX_TAG_CHARS {
+        return Err(Error::invalid(
+            "new",
+            format!("the tag must have 1 to {MAX_TAG_CHARS} characters (it has {chars})"),
+        ));
+    }
+    Ok(tag
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
@@ -185,20 +163,35 @@ fn clean_tag(tag: &str) -> Result<String> {
                 '_'
             }
         })
-        .collect();
-    if t.is_empty() || t.len() > 100 {
-        return Err(Error::invalid(
-            "new",
-            format!("tag '{tag}' must have 1 to 100 characters"),
-        ));
-    }
-    Ok(t)
+        .collect())
+}
+
+/// Options of [`Multiplexer::destroy_with`].
+#[derive(Debug, Clone, Default)]
+pub struct DestroyOptions {
+    /// Destroy even when sessions are still running: their workers stop
+    /// with an error.
+    pub force: bool,
+    /// How long to wait, once the destroy lock is held, before deleting
+    /// anything while sessions are running (default: twice the workers'
+    /// destroy-check interval plus a margin).
+    pub grace: Option<Duration>,
+}
+
+/// What [`Multiplexer::destroy_with`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    /// Objects deleted (the manifest included; the destroy lock, which is
+    /// bookkeeping, not).
+    pub objects: usize,
+    /// Sessions that were still running.
+    pub running: usize,
 }
 
 /// The coordinator's handle on a dataset.
 #[derive(Debug, Clone)]
 pub struct Multiplexer {
-    root: UPath,
+    layout: DatasetLayout,
     manifest: Manifest,
 }
 
@@ -207,12 +200,13 @@ impl Multiplexer {
     ///
     /// # Errors
     /// `InvalidInput` for an empty dataset, a bad tag or an element that
-    /// cannot be encoded; storage errors.
+    /// cannot be encoded (nothing is written then); storage errors.
     pub async fn new<T, I>(data: I, path: &UPath, tag: Option<&str>) -> Result<Self>
     where
         T: Serialize,
         I: IntoIterator<Item = T>,
     {
+        let tag_name = tag.map(clean_tag).transpose()?;
         let (bytes, count) = encode_elements(data)?;
         if count == 0 {
             return Err(
@@ -222,11 +216,11 @@ impl Multiplexer {
         }
         let now = path.clock().now();
         let mut name = format!("{}-{}", compact_micros(now), &nonce()[..8]);
-        if let Some(t) = tag {
+        if let Some(t) = tag_name {
             name.push('-');
-            name.push_str(&clean_tag(t)?);
+            name.push_str(&t);
         }
-        let root = path.join(&name)?;
+        let layout = DatasetLayout::new(path.join(&name)?);
         let manifest = Manifest {
             format: DATASET_FORMAT.into(),
             version: FORMAT_VERSION,
@@ -234,14 +228,25 @@ impl Multiplexer {
             created: rfc3339_micros(now),
             created_ms: unix_millis(now),
             tag: tag.map(str::to_string),
-            data: "data.msgpack".into(),
+            data: layout::DATA.into(),
             data_size: bytes.len() as u64,
         };
         // Data first, manifest last: a folder with a manifest is complete.
-        root.join(&manifest.data)?.write_bytes(bytes).await?;
-        root.join("manifest.json")?.write_json(&manifest).await?;
-        tracing::info!(dataset = %root, count, "dataset created");
-        Ok(Multiplexer { root, manifest })
+        // The folder's name is new, so nobody else writes here: the data
+        // file is written unconditionally (a retry is then harmless).
+        layout.data(&manifest.data)?.overwrite_bytes(bytes).await?;
+        let doc = CondDoc::<Manifest>::new(layout.manifest()?);
+        let mut w = doc.create_write(&manifest, 1)?;
+        match doc.send(&mut w).await? {
+            Written::Current(_) => {}
+            _ => {
+                return Err(Error::new(ErrorKind::AlreadyExists, "new")
+                    .with_path(layout.root().to_string())
+                    .with_message("another manifest appeared in a new dataset folder"));
+            }
+        }
+        tracing::info!(dataset = %layout.root(), count, "dataset created");
+        Ok(Multiplexer { layout, manifest })
     }
 
     /// Opens an existing dataset folder.
@@ -250,15 +255,16 @@ impl Multiplexer {
     /// `NotFound` when there is no manifest; `Corrupt` when it cannot be read;
     /// `InvalidInput` for an unknown format or version.
     pub async fn open(root: &UPath) -> Result<Self> {
-        let manifest: Manifest = root.join("manifest.json")?.read_json().await.map_err(|e| {
-            if e.is_not_found() {
+        let layout = DatasetLayout::new(root.clone());
+        let manifest = CondDoc::<Manifest>::new(layout.manifest()?)
+            .read()
+            .await?
+            .ok_or_else(|| {
                 Error::new(ErrorKind::NotFound, "open")
                     .with_path(root.to_string())
                     .with_message("no cloudmux dataset here (manifest.json is missing)")
-            } else {
-                e
-            }
-        })?;
+            })?
+            .body;
         if manifest.format != DATASET_FORMAT || manifest.version != FORMAT_VERSION {
             return Err(Error::invalid(
                 "open",
@@ -269,10 +275,7 @@ impl Multiplexer {
             )
             .with_path(root.to_string()));
         }
-        Ok(Multiplexer {
-            root: root.clone(),
-            manifest,
-        })
+        Ok(Multiplexer { layout, manifest })
     }
 
     /// Opens a dataset folder from its URL.
@@ -295,7 +298,12 @@ impl Multiplexer {
 
     /// The dataset folder.
     pub fn path(&self) -> &UPath {
-        &self.root
+        self.layout.root()
+    }
+
+    /// The dataset's layout (every key name).
+    pub fn layout(&self) -> &DatasetLayout {
+        &self.layout
     }
 
     /// The manifest.
@@ -308,39 +316,38 @@ impl Multiplexer {
     /// # Errors
     /// Storage errors.
     pub async fn create_read_session(&self) -> Result<MuxId> {
-        let now = self.root.clock().now();
+        let now = self.path().clock().now();
         let session = format!("{}-{}", compact_micros(now), &nonce()[..6]);
         let doc = SessionDoc {
-            version: FORMAT_VERSION,
+            version: SESSION_FORMAT,
             session: session.clone(),
             count: self.manifest.count,
             width: claim_width(self.manifest.count),
             data: self.manifest.data.clone(),
-            mode: "once".into(),
+            mode: SessionMode::Once,
             created: rfc3339_micros(now),
         };
-        self.session_dir(&session)?
-            .join("session.json")?
-            .write_json(&doc)
-            .await?;
-        MuxId::new(session, self.root.url())
+        let cd = CondDoc::<SessionDoc>::new(self.layout.session(&session)?.doc()?);
+        let mut w = cd.create_write(&doc, 1)?;
+        match cd.send(&mut w).await? {
+            Written::Current(_) => MuxId::new(session, self.path().url()),
+            _ => Err(Error::new(ErrorKind::AlreadyExists, "session")
+                .with_path(self.path().to_string())
+                .with_message("a session with this id already exists")),
+        }
     }
 
-    fn session_dir(&self, session: &str) -> Result<UPath> {
-        self.root.join("sessions")?.join(session)
-    }
-
-    fn check_id(&self, id: &MuxId) -> Result<UPath> {
-        if id.dataset_url() != self.root.url() {
+    fn check_id(&self, op: &'static str, id: &MuxId) -> Result<layout::SessionLayout> {
+        if !id::same_dataset(id.dataset_url(), &self.path().url()) {
             return Err(Error::invalid(
-                "stat",
+                op,
                 format!(
                     "the mux id belongs to another dataset ({})",
                     id.dataset_url()
                 ),
             ));
         }
-        self.session_dir(id.session())
+        self.layout.session(id.session())
     }
 
     /// The sessions of this dataset, oldest first.
@@ -348,29 +355,30 @@ impl Multiplexer {
     /// # Errors
     /// Storage errors.
     pub async fn sessions(&self) -> Result<Vec<MuxId>> {
-        let dirs = self.root.join("sessions")?.ls().await?;
+        let dirs = self.layout.sessions()?.ls().await?;
         dirs.into_iter()
-            .map(|d| MuxId::new(d.name(), self.root.url()))
+            .filter(|d| id::valid_session_id(d.name()))
+            .map(|d| MuxId::new(d.name(), self.path().url()))
             .collect()
     }
 
     /// Reports progress of a session: claimed count, per-worker counts,
     /// first and last claim times. Per-worker counts come from the workers'
-    /// summaries, refreshed at most once a second while they run and at their
-    /// end; with `exact`, every claim is read instead (one request each).
+    /// summaries, refreshed every few seconds while they run and at their
+    /// end.
     ///
     /// # Errors
     /// `NotFound` for an unknown session; storage errors.
     pub async fn stat(&self, id: &MuxId) -> Result<SessionStat> {
-        stat::stat(&self.check_id(id)?, self.manifest.count, false).await
+        stat::stat(&self.check_id("stat", id)?, self.manifest.count, false).await
     }
 
     /// [`stat`](Self::stat) reading every claim for exact per-worker counts.
     ///
     /// # Errors
-    /// As [`stat`](Self::stat).
+    /// As [`stat`](Self::stat); `Corrupt` naming an unreadable claim.
     pub async fn stat_exact(&self, id: &MuxId) -> Result<SessionStat> {
-        stat::stat(&self.check_id(id)?, self.manifest.count, true).await
+        stat::stat(&self.check_id("stat", id)?, self.manifest.count, true).await
     }
 
     /// True when every element of the session has been handed out.
@@ -378,54 +386,152 @@ impl Multiplexer {
     /// # Errors
     /// `NotFound` for an unknown session; storage errors.
     pub async fn done(&self, id: &MuxId) -> Result<bool> {
-        stat::done(&self.check_id(id)?, self.manifest.count).await
+        stat::done(&self.check_id("done", id)?, self.manifest.count).await
     }
 
     /// Removes the dataset and all its sessions; returns the objects removed.
+    /// Refuses while a session is still running (see
+    /// [`destroy_with`](Self::destroy_with)).
     ///
     /// # Errors
-    /// Storage errors.
+    /// `Precondition` when sessions are running; storage errors.
     pub async fn destroy(&self) -> Result<usize> {
-        self.root.rmrf().await
+        Ok(self.destroy_with(DestroyOptions::default()).await?.objects)
     }
+
+    /// Removes the dataset and all its sessions, as a protocol step (see the
+    /// [crate docs](crate#protocol-session-format-2)).
+    ///
+    /// # Errors
+    /// `Precondition` when sessions are running and `force` is off;
+    /// `LockTimeout` when another destroy is running; storage errors.
+    pub async fn destroy_with(&self, opts: DestroyOptions) -> Result<Destroyed> {
+        destroy(&self.layout, Some(self), opts).await
+    }
+
+    /// Finishes an interrupted destroy of the folder `root`, whose manifest
+    /// may already be gone (but whose destroy lock is still there).
+    ///
+    /// # Errors
+    /// `NotFound` when `root` is neither a dataset nor a dataset being destroyed.
+    pub async fn resume_destroy(root: &UPath, opts: DestroyOptions) -> Result<Destroyed> {
+        let layout = DatasetLayout::new(root.clone());
+        match Multiplexer::open(root).await {
+            Ok(mux) => destroy(&layout, Some(&mux), opts).await,
+            Err(e) if e.is_not_found() => {
+                if cloudmux_core::lock::info(&layout.destroying()?)
+                    .await?
+                    .is_none()
+                {
+                    return Err(e);
+                }
+                destroy(&layout, None, opts).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The destroy protocol.
+async fn destroy(
+    layout: &DatasetLayout,
+    mux: Option<&Multiplexer>,
+    opts: DestroyOptions,
+) -> Result<Destroyed> {
+    let root = layout.root();
+    // One destroy at a time; the lock also tells workers to stop.
+    let guard = layout
+        .destroying()?
+        .lock_with(
+            LockOptions::new(Duration::from_secs(30))
+                .ttl(Duration::from_secs(30))
+                .holder(cloudmux_core::util::default_worker_id()),
+        )
+        .await?;
+    guard.keep_renewed();
+    let mut running = 0;
+    if let Some(mux) = mux {
+        for id in mux.sessions().await? {
+            if !mux.done(&id).await.unwrap_or(false) {
+                running += 1;
+            }
+        }
+    }
+    if running > 0 {
+        if !opts.force {
+            guard.release().await?;
+            return Err(Error::new(ErrorKind::Precondition, "destroy")
+                .with_path(root.to_string())
+                .with_message(format!(
+                    "{running} session(s) still running; destroy with force to stop their workers"
+                )));
+        }
+        // Live workers check the lock at least every interval: wait until
+        // each has seen it and stopped, so none re-creates what is deleted.
+        let grace = opts
+            .grace
+            .unwrap_or(worker::DESTROY_CHECK_INTERVAL * 2 + Duration::from_secs(2));
+        tracing::info!(dataset = %root, running, ?grace, "waiting for workers to stop");
+        root.clock().sleep(grace).await;
+    }
+    // Everything but the manifest and the lock.
+    let mut objects = 0;
+    for entry in root.ls().await? {
+        let name = entry.name();
+        if name == layout::MANIFEST || entry == *guard.lock_path() {
+            continue;
+        }
+        objects += entry.rmrf().await?;
+    }
+    let manifest = layout.manifest()?;
+    if manifest.is_file().await? {
+        manifest.remove_file().await?;
+        objects += 1;
+    }
+    // The lock last, still held: it is what marks an unfinished destroy.
+    guard.lock_path().remove_file().await?;
+    guard.disarm();
+    // Whatever the backend itself left (temporary files of killed writers).
+    if let Err(e) = root.rmrf().await {
+        tracing::debug!(error = %e, "cleaning leftovers after destroy");
+    }
+    Ok(Destroyed { objects, running })
 }
 
 /// Reads a session document, mapping absence to a clear error.
-pub(crate) async fn read_session(dataset: &UPath, session: &str) -> Result<SessionDoc> {
-    let p = dataset
-        .join("sessions")?
-        .join(session)?
-        .join("session.json")?;
-    let doc: SessionDoc = p.read_json().await.map_err(|e| {
-        if e.is_not_found() {
+pub(crate) async fn read_session(dataset: &DatasetLayout, session: &str) -> Result<SessionDoc> {
+    let p = dataset.session(session)?.doc()?;
+    let doc = CondDoc::<SessionDoc>::new(p.clone())
+        .read()
+        .await
+        .map_err(|e| e.set_path(p.to_string()))?
+        .ok_or_else(|| {
             Error::new(ErrorKind::NotFound, "open")
-                .with_path(dataset.to_string())
+                .with_path(dataset.root().to_string())
                 .with_message(format!("no session '{session}' in this dataset"))
-        } else {
-            e
-        }
-    })?;
-    if doc.version != FORMAT_VERSION || doc.mode != "once" {
+        })?
+        .body;
+    if doc.version != SESSION_FORMAT {
         return Err(Error::invalid(
             "open",
             format!(
-                "unsupported session version {} mode '{}'",
-                doc.version, doc.mode
+                "unsupported session format {} (this build reads {SESSION_FORMAT})",
+                doc.version
             ),
-        ));
+        )
+        .with_path(p.to_string()));
     }
     if doc.count == 0 || doc.width != claim_width(doc.count) {
-        return Err(
-            Error::corrupt("open", "session document is inconsistent").with_path(p.to_string())
-        );
+        return Err(Error::corrupt(
+            "open",
+            format!(
+                "session document is inconsistent (count {}, width {})",
+                doc.count, doc.width
+            ),
+        )
+        .with_path(p.to_string()));
     }
     Ok(doc)
-}
-
-/// Decodes a claim body.
-pub(crate) fn parse_claim(bytes: &[u8]) -> Result<Claim> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::corrupt("claim", format!("unreadable claim: {e}")))
 }
 
 /// Convenience: decode every element of a dataset (for tests and small data).
@@ -433,16 +539,7 @@ pub(crate) fn parse_claim(bytes: &[u8]) -> Result<Claim> {
 /// # Errors
 /// Storage errors; `Corrupt` for a bad data file.
 pub async fn read_all<T: DeserializeOwned>(mux: &Multiplexer) -> Result<Vec<T>> {
-    let bytes = mux.root.join(&mux.manifest.data)?.read_bytes().await?;
+    let bytes = mux.layout.data(&mux.manifest.data)?.read_bytes().await?;
     let el = Elements::parse(bytes, Some(mux.manifest.count))?;
     (0..el.len()).map(|i| el.get(i)).collect()
-}
-
-pub(crate) fn now_ms(p: &UPath) -> u64 {
-    unix_millis(p.clock().now())
-}
-
-#[allow(dead_code)]
-pub(crate) fn system_time_ms(t: SystemTime) -> u64 {
-    unix_millis(t)
 }

@@ -23,6 +23,8 @@
 //! ```
 
 pub use cloudmux_core::*;
+/// The Multiplexer (crate `cloudmux-mux`): datasets, sessions, workers.
+pub use cloudmux_mux as mux;
 
 /// The Azure Blob Storage backend (feature `azure`).
 #[cfg(feature = "azure")]
