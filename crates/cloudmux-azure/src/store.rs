@@ -17,7 +17,7 @@ use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
 use cloudmux_core::{
     Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, Op, PutMode,
-    PutResult, Result, Store, Version,
+    PutResult, Result, Store, UPath, Version,
 };
 
 use crate::config::{AzureConfig, Credential};
@@ -56,13 +56,44 @@ impl fmt::Debug for AzureStore {
     }
 }
 
-impl AzureStore {
-    /// Builds a store from a configuration. Nothing is sent yet.
+/// An Azure client for one account, endpoint and credential: stores for any
+/// number of containers share its HTTP connection pool, its policies and (for
+/// an account key) the account SAS minted from the key.
+///
+/// Each [`AzureClient::new`] builds a new client; nothing is kept. Pooled
+/// connections are served by the tokio runtime that opened them and do not
+/// survive a `fork`: programs that run several runtimes in turn, or fork,
+/// keep clients in a registry that rebuilds them (the `cloudmux` facade's
+/// `Registry`). Cloning is cheap.
+#[derive(Clone)]
+pub struct AzureClient {
+    /// Account, endpoint and credential; the container is set per store.
+    config: AzureConfig,
+    /// Authentication and the retry-less transport, shared by every store.
+    client_options: ClientOptions,
+    /// The same policies and transport, for List Blobs with a delimiter.
+    pipeline: Pipeline,
+}
+
+impl fmt::Debug for AzureClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The config's Debug redacts the credential.
+        f.debug_struct("AzureClient")
+            .field("account", &self.config.account)
+            .field("endpoint", &self.config.endpoint.as_str())
+            .field("credential", &self.config.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureClient {
+    /// Builds a client for the account, endpoint and credential of `config`
+    /// (its container is not used). Nothing is sent yet.
     ///
     /// # Errors
     /// `InvalidInput` for an Entra ID credential on a plain-http endpoint or an
     /// unusable endpoint; `PermissionDenied` when no Entra credential can be built.
-    pub fn new(config: AzureConfig) -> Result<Self> {
+    pub fn new(config: &AzureConfig) -> Result<Self> {
         let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
         let https = config.endpoint.scheme() == "https";
         let protocol = if https { "https" } else { "https,http" };
@@ -99,12 +130,38 @@ impl AzureStore {
             }
             Credential::Anonymous => {}
         }
-        let transport = transport()?;
         let client_options = ClientOptions {
             per_try_policies: per_try,
             retry: RetryOptions::none(),
-            transport: Some(transport),
+            transport: Some(transport()?),
             ..Default::default()
+        };
+        let pipeline = Pipeline::new(
+            Some("cloudmux-azure"),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options.clone(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Ok(AzureClient {
+            config: config.clone(),
+            client_options,
+            pipeline,
+        })
+    }
+
+    /// A store for `container` on this client. Nothing is sent: a missing
+    /// container shows up as `NotFound` on first use.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed container name or an endpoint that
+    /// cannot carry a path.
+    pub fn store(&self, container: &str) -> Result<AzureStore> {
+        crate::location::check_container(container, container)?;
+        let config = AzureConfig {
+            container: container.to_string(),
+            ..self.config.clone()
         };
         let defaults = BlobContainerClientOptions::default();
         let api_version = defaults.version.clone();
@@ -117,25 +174,49 @@ impl AzureStore {
             url,
             None,
             Some(BlobContainerClientOptions {
-                client_options: client_options.clone(),
+                client_options: self.client_options.clone(),
                 ..defaults
             }),
         )
         .map_err(|e| from_azure(Op::Connect, &config.container, "", &e))?;
-        let pipeline = Pipeline::new(
-            Some("cloudmux-azure"),
-            Some(env!("CARGO_PKG_VERSION")),
-            client_options,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
         Ok(AzureStore {
             config,
             client,
-            pipeline,
+            pipeline: self.pipeline.clone(),
             api_version,
         })
+    }
+
+    /// Opens an Azure blob URL of this client's account as a path (see
+    /// [`crate::open_url`] for the forms).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed URL, or one of another account.
+    pub fn open_url(&self, url: &str) -> Result<UPath> {
+        let loc = crate::location::parse(url)?;
+        if loc.account != self.config.account {
+            return Err(Error::invalid(
+                "open",
+                format!(
+                    "the URL names the account '{}', this client serves '{}'",
+                    loc.account, self.config.account
+                ),
+            )
+            .with_path(url.split(['?', '#']).next().unwrap_or_default()));
+        }
+        let store: Arc<dyn Store> = Arc::new(self.store(&loc.container)?);
+        UPath::new(store, &loc.key)
+    }
+}
+
+impl AzureStore {
+    /// Builds a store (and a client of its own) from a configuration.
+    /// Nothing is sent yet.
+    ///
+    /// # Errors
+    /// As [`AzureClient::new`].
+    pub fn new(config: AzureConfig) -> Result<Self> {
+        AzureClient::new(&config)?.store(&config.container)
     }
 
     /// The configuration (its `Debug` hides the credential).
@@ -327,5 +408,23 @@ impl Store for AzureStore {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_are_what_the_backend_does() {
+        let cfg = AzureConfig::new("acct01", "ctr", Credential::Anonymous).unwrap();
+        let s = AzureStore::new(cfg).unwrap();
+        let caps = s.capabilities();
+        // If-Match on Delete Blob: Azure and Azurite honour it.
+        assert!(caps.conditional_delete);
+        // List Blobs has no start-after: it is emulated by skipping.
+        assert!(!caps.list_start_after);
+        assert_eq!(caps.max_list_page, 5000);
+        assert_eq!(caps.min_write_interval, std::time::Duration::ZERO);
     }
 }

@@ -17,7 +17,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 pub const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 
 /// How requests authenticate.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Credentials {
     /// Application Default Credentials, in Google's order: the key file named
@@ -60,7 +60,10 @@ impl fmt::Debug for Credentials {
 ///     .credentials(Credentials::Anonymous);
 /// assert_eq!(opts.endpoint_url(), "http://127.0.0.1:4443");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Equal options (`==`, `Hash`) build interchangeable clients: a registry
+/// keeps one client per value. `Debug` never shows a key given as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GcsOptions {
     /// Base URL of the JSON API, without `/storage/v1`.
     endpoint: String,

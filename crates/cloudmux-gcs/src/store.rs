@@ -40,8 +40,8 @@ const GET_ATTEMPTS: usize = 5;
 /// `ifGenerationMatch=0`, compare-and-swap one with
 /// `ifGenerationMatch=<generation>`, both as multipart uploads.
 ///
-/// Cheap to clone around as `Arc<GcsStore>`; stores built from one
-/// [`GcsOptions`] by [`crate::open_url`] share one HTTP client.
+/// Cheap to clone around as `Arc<GcsStore>`; stores made by one
+/// [`GcsClient`](crate::GcsClient) share its HTTP client.
 #[derive(Clone)]
 pub struct GcsStore {
     client: Client,
@@ -69,8 +69,7 @@ impl GcsStore {
     /// credentials are found or they are refused.
     pub async fn connect(bucket: &str, options: &GcsOptions) -> Result<Arc<GcsStore>> {
         crate::url::GsUrl::parse(&format!("gs://{bucket}"))?;
-        let client = options.build().await?;
-        Ok(Arc::new(GcsStore::with_client(client, bucket, options)))
+        crate::GcsClient::connect(options).await?.store(bucket)
     }
 
     pub(crate) fn with_client(client: Client, bucket: &str, options: &GcsOptions) -> GcsStore {

@@ -36,7 +36,12 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// assert!(cfg.is_custom_endpoint());
 /// assert!(cfg.effective_path_style());
 /// ```
-#[derive(Clone)]
+///
+/// Equal configurations (`==`, `Hash`) build interchangeable clients, which
+/// is how a registry keeps one client per configuration; compare them after
+/// [`S3Config::with_env_endpoint`] so that the endpoint the environment
+/// names counts too. `Debug` never shows the credentials.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct S3Config {
     /// The endpoint URL; `None` for the environment's or AWS's own.
     pub endpoint: Option<String>,
@@ -132,6 +137,16 @@ impl S3Config {
             .clone()
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
+    }
+
+    /// This configuration with the endpoint the environment names now (see
+    /// [`effective_endpoint`](Self::effective_endpoint)) written in, so that
+    /// it no longer changes with the environment.
+    pub fn with_env_endpoint(self) -> Self {
+        match self.effective_endpoint() {
+            Some(e) if self.endpoint.is_none() => self.endpoint(e),
+            _ => self,
+        }
     }
 
     /// True when the effective endpoint is set and is not AWS itself.

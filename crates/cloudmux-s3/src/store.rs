@@ -50,11 +50,7 @@ impl S3Store {
     /// resolved lazily, on the first request.
     pub async fn new(bucket: &str, config: &S3Config) -> Result<Arc<S3Store>> {
         crate::url::validate_bucket(bucket)?;
-        let client = config.client().await;
-        Ok(Arc::new(S3Store {
-            client,
-            bucket: bucket.to_string(),
-        }))
+        crate::S3Client::new(config).await.store(bucket)
     }
 
     /// A store for `bucket` sharing an existing client (crate-internal, so
@@ -300,5 +296,28 @@ impl Store for S3Store {
             prefixes,
             next,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn capabilities_are_what_the_backend_does() {
+        let cfg = S3Config::new()
+            .endpoint("http://127.0.0.1:9")
+            .region("us-east-1");
+        let s = S3Store::new("b", &cfg).await.unwrap();
+        let caps = s.capabilities();
+        // LocalStack answers a conditional delete with 501: not offered
+        // (and `delete_if` answers Unsupported without a request).
+        assert!(!caps.conditional_delete);
+        // ListObjectsV2 has StartAfter.
+        assert!(caps.list_start_after);
+        assert_eq!(caps.max_list_page, 1000);
+        assert_eq!(caps.min_write_interval, std::time::Duration::ZERO);
+        let e = s.delete_if("k", &Version::new("\"v\"")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
     }
 }
