@@ -98,7 +98,7 @@ pub mod session;
 pub mod stat;
 pub mod worker;
 
-pub use codec::{Elements, encode_elements};
+pub use codec::{Elements, ElementsWriter, encode_elements};
 pub use id::{MUX_ID_PREFIX, MuxId};
 pub use session::{Claim, SESSION_FORMAT, SessionDoc, SessionMode};
 pub use stat::{SessionStat, WorkerStat};
@@ -200,7 +200,8 @@ impl Multiplexer {
     ///
     /// # Errors
     /// `InvalidInput` for an empty dataset, a bad tag or an element that
-    /// cannot be encoded (nothing is written then); storage errors.
+    /// cannot be encoded, naming its position (nothing is written then);
+    /// storage errors.
     pub async fn new<T, I>(data: I, path: &UPath, tag: Option<&str>) -> Result<Self>
     where
         T: Serialize,
@@ -208,6 +209,31 @@ impl Multiplexer {
     {
         let tag_name = tag.map(clean_tag).transpose()?;
         let (bytes, count) = encode_elements(data)?;
+        Self::create(bytes, count, path, tag, tag_name).await
+    }
+
+    /// Stores an already encoded dataset file (from an
+    /// [`ElementsWriter`](codec::ElementsWriter)) as a new dataset.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); `Corrupt` when the bytes are not a dataset file.
+    pub async fn from_encoded(
+        bytes: Vec<u8>,
+        count: usize,
+        path: &UPath,
+        tag: Option<&str>,
+    ) -> Result<Self> {
+        let tag_name = tag.map(clean_tag).transpose()?;
+        Self::create(bytes, count, path, tag, tag_name).await
+    }
+
+    async fn create(
+        bytes: Vec<u8>,
+        count: usize,
+        path: &UPath,
+        tag: Option<&str>,
+        tag_name: Option<String>,
+    ) -> Result<Self> {
         if count == 0 {
             return Err(
                 Error::invalid("new", "the dataset is empty: nothing to hand out")
