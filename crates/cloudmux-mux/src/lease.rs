@@ -533,6 +533,7 @@ mod tests {
                         reason: None,
                     })
                     .collect(),
+                earlier: Vec::new(),
             },
             stamp: Stamp {
                 nonce: "n".into(),

@@ -486,6 +486,60 @@ impl Multiplexer {
         stat::done(&s, self.manifest.count, doc.mode.lease().is_some()).await
     }
 
+    /// Makes a leased session's failed elements available again, each with a
+    /// new attempt budget (its earlier attempts are kept for the record);
+    /// returns how many. Workers still watching pick them up; otherwise run
+    /// workers again.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a default session; storage errors.
+    pub async fn retry_failed(&self, id: &MuxId) -> Result<usize> {
+        let (s, doc) = self.session_of("retry-failed", id).await?;
+        if doc.mode.lease().is_none() {
+            return Err(Error::invalid(
+                "retry-failed",
+                "this session is not leased: it records no failures",
+            ));
+        }
+        let width = doc.width;
+        let failed = s.failed()?;
+        let mut n = 0;
+        let keys: Vec<String> = {
+            use futures::TryStreamExt;
+            failed
+                .riterdir_meta()
+                .map_ok(|m| m.key)
+                .try_collect()
+                .await?
+        };
+        for key in keys {
+            let Some(i) = layout::claim_index(&key, width, doc.count) else {
+                continue;
+            };
+            let claim = CondDoc::<Claim>::new(s.claims()?.join(&layout::claim_name(i, width))?);
+            let done = claim
+                .modify(None, |c| {
+                    let Some(c) = c else { return Ok(None) };
+                    if c.state != Some(ClaimState::Failed) {
+                        return Ok(None);
+                    }
+                    let mut next = c.clone();
+                    next.earlier.append(&mut next.history);
+                    next.state = Some(ClaimState::Released);
+                    Ok(Some(next))
+                })
+                .await?;
+            if done.is_some_and(|d| d.body.state == Some(ClaimState::Released)) {
+                failed.with_key(&key)?.remove_file().await?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            s.completed()?.remove_file().await?;
+        }
+        Ok(n)
+    }
+
     /// Removes the dataset and all its sessions; returns the objects removed.
     /// Refuses while a session is still running (see
     /// [`destroy_with`](Self::destroy_with)).

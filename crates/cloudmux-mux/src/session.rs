@@ -136,6 +136,10 @@ pub struct Claim {
     /// Leased sessions: the earlier attempts and how each ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<AttemptRecord>,
+    /// Leased sessions: attempts from before a `retry-failed`, kept for the
+    /// record and no longer counted against the budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<AttemptRecord>,
 }
 
 impl Claim {

@@ -658,6 +658,7 @@ impl<T: DeserializeOwned> Worker<T> {
                             renewed_ms: Some(now),
                             state: Some(ClaimState::Running),
                             history: c.body.history.clone(),
+                            earlier: c.body.earlier.clone(),
                         };
                         body.history.extend(record);
                         let mut wr = doc.update_write(&c, &body, c.stamp.epoch + 1)?;
@@ -736,6 +737,7 @@ impl<T: DeserializeOwned> Worker<T> {
             renewed_ms: self.terms.map(|_| now),
             state: self.terms.map(|_| ClaimState::Running),
             history: Vec::new(),
+            earlier: Vec::new(),
         };
         let doc = self.claim_doc(i)?;
         let mut w = doc.create_write(&claim, 1)?;

@@ -452,3 +452,34 @@ async fn leased_sessions_under_faults_many_seeds() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_failed_gives_failed_elements_a_new_budget() {
+    let s = setup(4, SessionOptions::leased(LEASE).max_attempts(1)).await;
+    let mut w = s.worker("buggy").await;
+    while let Some(r) = w.next_task().await {
+        let t = r.unwrap();
+        if t.index % 2 == 0 {
+            t.fail("bug").await.unwrap();
+        }
+    }
+    assert!(s.mux.done(&s.id).await.unwrap());
+    assert_eq!(s.mux.stat(&s.id).await.unwrap().leased.unwrap().failed, 2);
+    // The bug is fixed: the failed elements go round again.
+    assert_eq!(s.mux.retry_failed(&s.id).await.unwrap(), 2);
+    assert!(!s.mux.done(&s.id).await.unwrap());
+    let got = drain(s.worker("fixed").await).await;
+    let mut got = got;
+    got.sort();
+    assert_eq!(got, [0, 2]);
+    let st = s.mux.stat(&s.id).await.unwrap().leased.unwrap();
+    assert_eq!((st.completed, st.failed), (4, 0));
+    assert!(s.mux.done(&s.id).await.unwrap());
+    let c = claim_of(&s, 0).await;
+    assert_eq!(
+        c.body.earlier.len(),
+        1,
+        "the failed attempt is kept for the record"
+    );
+    assert_eq!(c.stamp.epoch, 2);
+}
