@@ -3,7 +3,9 @@
 //! Errors print one line on stderr and exit with status 2 (`done` exits 1
 //! when the session is not finished). No panic trace reaches a user.
 
-use std::io::{BufRead, Write};
+mod input;
+
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -45,7 +47,9 @@ enum Cmd {
         #[arg(long, default_value = "100-200")]
         sleep_ms: SleepRange,
     },
-    /// Create a dataset from JSON Lines (one JSON value per line); prints its URL.
+    /// Create a dataset; prints its URL. Elements come as JSON Lines (one
+    /// JSON value per line), one JSON array, or a range of integers. Numbers
+    /// are kept exactly or refused with their line (see the README).
     New {
         /// Where to create it: a directory, file://, mem://, s3://, gs:// or az:// URL.
         path: String,
@@ -53,8 +57,11 @@ enum Cmd {
         #[arg(long)]
         tag: Option<String>,
         /// Read elements from this file, or `-` for standard input.
-        #[arg(long, default_value = "-")]
+        #[arg(long, default_value = "-", conflicts_with = "range")]
         from: String,
+        /// The integers A up to B (excluded), e.g. `--range 0..1000` (or `A..=B`).
+        #[arg(long, value_parser = input::parse_range)]
+        range: Option<(i64, i64)>,
     },
     /// Start a new read session on a dataset; prints its mux id.
     Session {
@@ -68,9 +75,9 @@ enum Cmd {
         /// Worker id (default: host/pid/thread, plus the batch task index).
         #[arg(long)]
         worker_id: Option<String>,
-        /// Timeout per storage request, in seconds.
-        #[arg(long)]
-        timeout: Option<f64>,
+        /// Timeout per storage request, in seconds (up to one day).
+        #[arg(long, value_parser = parse_seconds)]
+        timeout: Option<Duration>,
         /// Simulated work per element in milliseconds: `MIN-MAX` or `N`.
         #[arg(long, default_value = "0")]
         sleep_ms: SleepRange,
@@ -94,10 +101,15 @@ enum Cmd {
         /// The mux id.
         mux_id: String,
     },
-    /// Remove a dataset and all its sessions.
+    /// Remove a dataset and all its sessions. Refuses while a session is
+    /// still running unless `--force`; an interrupted destroy can be run again.
     Destroy {
-        /// The dataset folder's URL.
+        /// The dataset folder's URL (as printed by `new`).
         dataset: String,
+        /// Destroy even while sessions run: their workers stop with an error
+        /// (destroy waits about 12 s for them to notice).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -111,7 +123,9 @@ impl std::str::FromStr for SleepRange {
         let parse = |x: &str| {
             x.trim()
                 .parse::<u64>()
-                .map_err(|_| format!("'{s}' is not N or MIN-MAX milliseconds"))
+                .ok()
+                .filter(|&n| n <= 3_600_000)
+                .ok_or_else(|| format!("'{s}' is not N or MIN-MAX milliseconds (up to one hour)"))
         };
         match s.split_once('-') {
             Some((a, b)) => {
@@ -127,6 +141,20 @@ impl std::str::FromStr for SleepRange {
             }
         }
     }
+}
+
+/// Seconds, positive and at most one day.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let t: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(t > 0.0 && t <= 86_400.0) {
+        return Err(format!(
+            "'{s}' is out of range (more than 0, at most 86400 seconds)"
+        ));
+    }
+    Duration::try_from_secs_f64(t).map_err(|e| format!("'{s}': {e}"))
 }
 
 impl std::fmt::Display for SleepRange {
@@ -158,6 +186,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     // A panic is a bug; still, users get one line, not a trace.
     std::panic::set_hook(Box::new(|info| {
@@ -202,14 +231,26 @@ async fn run(cmd: Cmd) -> Result<ExitCode> {
             root,
             sleep_ms,
         } => demo(elements, workers, root, sleep_ms).await,
-        Cmd::New { path, tag, from } => {
+        Cmd::New {
+            path,
+            tag,
+            from,
+            range,
+        } => {
+            reject_mux_id("new", &path)?;
             let root = AnyResolver.resolve(&path).await?;
-            let items = read_json_lines(&from)?;
-            let mux = cloudmux::mux::Multiplexer::new(items, &root, tag.as_deref()).await?;
+            let src = match range {
+                Some((a, b)) => input::Source::Range(a, b),
+                None => input::Source::Reader(from),
+            };
+            let (bytes, count) = input::encode(&src)?;
+            let mux = cloudmux::mux::Multiplexer::from_encoded(bytes, count, &root, tag.as_deref())
+                .await?;
             println!("{}", mux.path());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Session { dataset } => {
+            reject_mux_id("session", &dataset)?;
             let mux = cloudmux::dataset(&dataset).await?;
             println!("{}", mux.create_read_session().await?);
             Ok(ExitCode::SUCCESS)
@@ -249,14 +290,25 @@ async fn run(cmd: Cmd) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Cmd::Destroy { dataset } => {
-            let mux = cloudmux::dataset(&dataset).await?;
-            let n = mux.destroy().await?;
-            println!("removed {n} objects");
+        Cmd::Destroy { dataset, force } => {
+            reject_mux_id("destroy", &dataset)?;
+            let root = AnyResolver.resolve(&dataset).await?;
+            let opts = cloudmux::mux::DestroyOptions {
+                force,
+                ..Default::default()
+            };
+            let d = cloudmux::mux::Multiplexer::resume_destroy(&root, opts).await?;
+            if d.running > 0 {
+                eprintln!("cloudmux: stopped {} running session(s)", d.running);
+            }
+            println!("removed {} objects", d.objects);
             Ok(ExitCode::SUCCESS)
         }
     }
 }
+
+/// The per-request timeout of `work` when none is given.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn open_session(mux_id: &str) -> Result<(cloudmux::mux::Multiplexer, MuxId)> {
     let id: MuxId = mux_id.parse()?;
@@ -264,50 +316,29 @@ async fn open_session(mux_id: &str) -> Result<(cloudmux::mux::Multiplexer, MuxId
     Ok((mux, id))
 }
 
-fn read_json_lines(from: &str) -> Result<Vec<serde_json::Value>> {
-    let reader: Box<dyn BufRead> = if from == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(from).with_context(|| format!("cannot read {from}"))?,
-        ))
-    };
-    let mut items = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {from}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{from}: line {} is not JSON", n + 1))?;
-        items.push(v);
+/// Commands that take a dataset URL say so when given a mux id.
+fn reject_mux_id(cmd: &str, arg: &str) -> Result<()> {
+    if arg.trim_start().starts_with("cmx") && arg.contains(':') && arg.contains('@') {
+        bail!("this is a mux id; {cmd} takes a dataset URL (the part after '@')");
     }
-    if items.is_empty() {
-        bail!("{from}: no elements (expected one JSON value per line)");
-    }
-    Ok(items)
+    Ok(())
 }
 
 async fn work(
     mux_id: &str,
     worker_id: Option<String>,
-    timeout: Option<f64>,
+    timeout: Option<Duration>,
     sleep: SleepRange,
     format: &str,
 ) -> Result<ExitCode> {
     if format != "json" && format != "demo" {
         bail!("unknown --format '{format}' (expected json or demo)");
     }
-    let mut opts = WorkerOptions {
+    let opts = WorkerOptions {
         worker_id,
+        timeout: Some(timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT)),
         ..WorkerOptions::default()
     };
-    if let Some(t) = timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            bail!("--timeout must be a positive number of seconds");
-        }
-        opts.timeout = Some(Duration::from_secs_f64(t));
-    }
     let mut worker = cloudmux::worker::<serde_json::Value>(mux_id, opts).await?;
     let me = worker.worker_id().to_string();
     let clock = cloudmux::clock::system();
@@ -319,7 +350,7 @@ async fn work(
                 failures = 0;
                 x
             }
-            Err(e) if e.is_retryable() && failures < 10 => {
+            Err(e) if (e.is_retryable() || e.is_outcome_unknown()) && failures < 10 => {
                 // The worker settles the uncertain claim on the next call.
                 failures += 1;
                 tracing::warn!(error = %e, "storage error; continuing");

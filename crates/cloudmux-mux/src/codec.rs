@@ -16,34 +16,91 @@ use cloudmux_core::{Error, Result};
 /// Encodes elements into a MessagePack array; returns the bytes and the count.
 ///
 /// # Errors
-/// `InvalidInput` when an element cannot be encoded.
+/// `InvalidInput` naming the first element that cannot be encoded.
 pub fn encode_elements<T, I>(data: I) -> Result<(Vec<u8>, usize)>
 where
     T: Serialize,
     I: IntoIterator<Item = T>,
 {
-    let mut body = Vec::new();
-    let mut count: usize = 0;
-    for (i, item) in data.into_iter().enumerate() {
-        rmp_serde::encode::write_named(&mut body, &item)
-            .map_err(|e| Error::invalid("new", format!("element {i} cannot be encoded: {e}")))?;
-        count += 1;
+    let mut w = ElementsWriter::new();
+    for item in data {
+        w.push(&item)?;
     }
-    if count > u32::MAX as usize {
-        return Err(Error::invalid("new", "more than 2^32-1 elements"));
+    Ok(w.finish())
+}
+
+/// Builds a dataset file one element at a time, holding only the encoded
+/// bytes (a stream of input never sits in memory twice).
+///
+/// ```
+/// use cloudmux_mux::codec::{Elements, ElementsWriter};
+/// let mut w = ElementsWriter::new();
+/// w.push(&"a")?;
+/// w.push(&42u8)?;
+/// let (bytes, n) = w.finish();
+/// let el = Elements::parse(bytes.into(), Some(n))?;
+/// assert_eq!(el.get::<u8>(1)?, 42);
+/// # Ok::<_, cloudmux_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ElementsWriter {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Default for ElementsWriter {
+    fn default() -> Self {
+        Self::new()
     }
-    let mut out = Vec::with_capacity(body.len() + 5);
-    if count < 16 {
-        out.push(0x90 | count as u8);
-    } else if count <= 0xffff {
-        out.push(0xdc);
-        out.extend_from_slice(&(count as u16).to_be_bytes());
-    } else {
-        out.push(0xdd);
-        out.extend_from_slice(&(count as u32).to_be_bytes());
+}
+
+impl ElementsWriter {
+    /// An empty dataset file.
+    pub fn new() -> Self {
+        // A 32-bit array header, filled in by `finish`: always five bytes,
+        // so that nothing is moved at the end (any reader accepts it).
+        ElementsWriter {
+            buf: vec![0xdd, 0, 0, 0, 0],
+            count: 0,
+        }
     }
-    out.extend_from_slice(&body);
-    Ok((out, count))
+
+    /// Appends one element.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the element's position when it cannot be
+    /// encoded (nothing of it is kept), or past 2^32-1 elements.
+    pub fn push<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<()> {
+        if self.count == u32::MAX as usize {
+            return Err(Error::invalid("new", "more than 2^32-1 elements"));
+        }
+        let len = self.buf.len();
+        if let Err(e) = rmp_serde::encode::write_named(&mut self.buf, item) {
+            self.buf.truncate(len);
+            return Err(Error::invalid(
+                "new",
+                format!("element {} cannot be encoded: {e}", self.count),
+            ));
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Elements so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True before the first element.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The file's bytes and the element count.
+    pub fn finish(mut self) -> (Vec<u8>, usize) {
+        self.buf[1..5].copy_from_slice(&(self.count as u32).to_be_bytes());
+        (self.buf, self.count)
+    }
 }
 
 /// The elements of a dataset file, decoded one at a time.

@@ -11,6 +11,9 @@
 //!         full/<k>                                  block k (indices k*1000 .. k*1000+999) seen fully claimed
 //!         exhausted                                 written once a worker knew every element claimed
 //!         workers/<w>.json                          each worker's own progress summary (for stat)
+//!         done/<i>                                  leased sessions: element i completed
+//!         failed/<i>                                leased sessions: element i failed for good
+//!         completed                                 leased sessions: written once every element is completed or failed
 //! ```
 
 use cloudmux_core::{Result, UPath};
@@ -33,6 +36,12 @@ pub const FULL: &str = "full";
 pub const EXHAUSTED: &str = "exhausted";
 /// The worker-summary folder of a session.
 pub const WORKERS: &str = "workers";
+/// Leased sessions: completion markers.
+pub const DONE: &str = "done";
+/// Leased sessions: failure markers.
+pub const FAILED: &str = "failed";
+/// Leased sessions: written once every element is completed or failed.
+pub const COMPLETED: &str = "completed";
 
 /// Claims per block marker (`full/<k>` covers indices `k*BLOCK..(k+1)*BLOCK`).
 pub const BLOCK: usize = 1000;
@@ -152,6 +161,30 @@ impl SessionLayout {
     /// Never for a valid session folder.
     pub fn exhausted(&self) -> Result<UPath> {
         self.dir.join(EXHAUSTED)
+    }
+
+    /// Leased sessions: the completion markers' folder.
+    ///
+    /// # Errors
+    /// Never for a valid session folder.
+    pub fn done(&self) -> Result<UPath> {
+        self.dir.join(DONE)
+    }
+
+    /// Leased sessions: the failure markers' folder.
+    ///
+    /// # Errors
+    /// Never for a valid session folder.
+    pub fn failed(&self) -> Result<UPath> {
+        self.dir.join(FAILED)
+    }
+
+    /// Leased sessions: the marker written once everything is completed or failed.
+    ///
+    /// # Errors
+    /// Never for a valid session folder.
+    pub fn completed(&self) -> Result<UPath> {
+        self.dir.join(COMPLETED)
     }
 
     /// The worker-summary folder.

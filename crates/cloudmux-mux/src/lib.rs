@@ -93,16 +93,21 @@
 pub mod codec;
 pub mod id;
 pub mod layout;
+pub mod lease;
 pub mod planner;
 pub mod session;
 pub mod stat;
 pub mod worker;
 
-pub use codec::{Elements, encode_elements};
+pub use codec::{Elements, ElementsWriter, encode_elements};
 pub use id::{MUX_ID_PREFIX, MuxId};
-pub use session::{Claim, SESSION_FORMAT, SessionDoc, SessionMode};
-pub use stat::{SessionStat, WorkerStat};
-pub use worker::{BlockingWorker, Worker, WorkerOptions, WorkerProgress};
+pub use lease::{Lease, LeaseEnd};
+pub use session::{
+    AttemptOutcome, AttemptRecord, Claim, ClaimState, LeaseTerms, SESSION_FORMAT, SessionDoc,
+    SessionMode, SessionOptions,
+};
+pub use stat::{FailedElement, LeasedStat, SessionStat, WorkerStat};
+pub use worker::{BlockingWorker, Task, Worker, WorkerOptions, WorkerProgress};
 
 use std::time::Duration;
 
@@ -200,7 +205,8 @@ impl Multiplexer {
     ///
     /// # Errors
     /// `InvalidInput` for an empty dataset, a bad tag or an element that
-    /// cannot be encoded (nothing is written then); storage errors.
+    /// cannot be encoded, naming its position (nothing is written then);
+    /// storage errors.
     pub async fn new<T, I>(data: I, path: &UPath, tag: Option<&str>) -> Result<Self>
     where
         T: Serialize,
@@ -208,6 +214,31 @@ impl Multiplexer {
     {
         let tag_name = tag.map(clean_tag).transpose()?;
         let (bytes, count) = encode_elements(data)?;
+        Self::create(bytes, count, path, tag, tag_name).await
+    }
+
+    /// Stores an already encoded dataset file (from an
+    /// [`ElementsWriter`](codec::ElementsWriter)) as a new dataset.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); `Corrupt` when the bytes are not a dataset file.
+    pub async fn from_encoded(
+        bytes: Vec<u8>,
+        count: usize,
+        path: &UPath,
+        tag: Option<&str>,
+    ) -> Result<Self> {
+        let tag_name = tag.map(clean_tag).transpose()?;
+        Self::create(bytes, count, path, tag, tag_name).await
+    }
+
+    async fn create(
+        bytes: Vec<u8>,
+        count: usize,
+        path: &UPath,
+        tag: Option<&str>,
+        tag_name: Option<String>,
+    ) -> Result<Self> {
         if count == 0 {
             return Err(
                 Error::invalid("new", "the dataset is empty: nothing to hand out")
@@ -311,11 +342,53 @@ impl Multiplexer {
         &self.manifest
     }
 
-    /// Starts a new, independent read session and returns its mux id.
+    /// Starts a new, independent read session and returns its mux id. Each
+    /// element is handed out exactly once.
     ///
     /// # Errors
     /// Storage errors.
     pub async fn create_read_session(&self) -> Result<MuxId> {
+        self.create_read_session_with(SessionOptions::default())
+            .await
+    }
+
+    /// Starts a new read session with options: with a lease, a crash-safe
+    /// leased session (see [`lease`]).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a lease under 100 ms or zero attempts; storage errors.
+    pub async fn create_read_session_with(&self, opts: SessionOptions) -> Result<MuxId> {
+        let mode = match opts.lease {
+            None => {
+                if opts.max_attempts.is_some() || opts.max_failed.is_some() {
+                    return Err(Error::invalid(
+                        "session",
+                        "max_attempts and max_failed need a leased session (a lease)",
+                    ));
+                }
+                SessionMode::Once
+            }
+            Some(lease) => {
+                if lease < Duration::from_millis(100) || lease > Duration::from_secs(7 * 86_400) {
+                    return Err(Error::invalid(
+                        "session",
+                        format!("the lease must be between 100 ms and 7 days (not {lease:?})"),
+                    ));
+                }
+                let max_attempts = opts.max_attempts.unwrap_or(3);
+                if max_attempts == 0 {
+                    return Err(Error::invalid("session", "max_attempts must be at least 1"));
+                }
+                if opts.max_failed == Some(0) {
+                    return Err(Error::invalid("session", "max_failed must be at least 1"));
+                }
+                SessionMode::Leased(LeaseTerms {
+                    lease_ms: lease.as_millis() as u64,
+                    max_attempts,
+                    max_failed: opts.max_failed,
+                })
+            }
+        };
         let now = self.path().clock().now();
         let session = format!("{}-{}", compact_micros(now), &nonce()[..6]);
         let doc = SessionDoc {
@@ -324,7 +397,7 @@ impl Multiplexer {
             count: self.manifest.count,
             width: claim_width(self.manifest.count),
             data: self.manifest.data.clone(),
-            mode: SessionMode::Once,
+            mode,
             created: rfc3339_micros(now),
         };
         let cd = CondDoc::<SessionDoc>::new(self.layout.session(&session)?.doc()?);
@@ -370,7 +443,28 @@ impl Multiplexer {
     /// # Errors
     /// `NotFound` for an unknown session; storage errors.
     pub async fn stat(&self, id: &MuxId) -> Result<SessionStat> {
-        stat::stat(&self.check_id("stat", id)?, self.manifest.count, false).await
+        let (s, doc) = self.session_of("stat", id).await?;
+        stat::stat(&s, self.manifest.count, false, doc.mode.lease()).await
+    }
+
+    async fn session_of(
+        &self,
+        op: &'static str,
+        id: &MuxId,
+    ) -> Result<(layout::SessionLayout, SessionDoc)> {
+        let s = self.check_id(op, id)?;
+        let doc = read_session(&self.layout, id.session())
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    Error::new(ErrorKind::NotFound, op)
+                        .with_path(s.dir().to_string())
+                        .with_message("no such session")
+                } else {
+                    e
+                }
+            })?;
+        Ok((s, doc))
     }
 
     /// [`stat`](Self::stat) reading every claim for exact per-worker counts.
@@ -378,15 +472,72 @@ impl Multiplexer {
     /// # Errors
     /// As [`stat`](Self::stat); `Corrupt` naming an unreadable claim.
     pub async fn stat_exact(&self, id: &MuxId) -> Result<SessionStat> {
-        stat::stat(&self.check_id("stat", id)?, self.manifest.count, true).await
+        let (s, doc) = self.session_of("stat", id).await?;
+        stat::stat(&s, self.manifest.count, true, doc.mode.lease()).await
     }
 
-    /// True when every element of the session has been handed out.
+    /// True when every element of the session has been handed out; in a
+    /// leased session, when every element is completed or failed.
     ///
     /// # Errors
     /// `NotFound` for an unknown session; storage errors.
     pub async fn done(&self, id: &MuxId) -> Result<bool> {
-        stat::done(&self.check_id("done", id)?, self.manifest.count).await
+        let (s, doc) = self.session_of("done", id).await?;
+        stat::done(&s, self.manifest.count, doc.mode.lease().is_some()).await
+    }
+
+    /// Makes a leased session's failed elements available again, each with a
+    /// new attempt budget (its earlier attempts are kept for the record);
+    /// returns how many. Workers still watching pick them up; otherwise run
+    /// workers again.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a default session; storage errors.
+    pub async fn retry_failed(&self, id: &MuxId) -> Result<usize> {
+        let (s, doc) = self.session_of("retry-failed", id).await?;
+        if doc.mode.lease().is_none() {
+            return Err(Error::invalid(
+                "retry-failed",
+                "this session is not leased: it records no failures",
+            ));
+        }
+        let width = doc.width;
+        let failed = s.failed()?;
+        let mut n = 0;
+        let keys: Vec<String> = {
+            use futures::TryStreamExt;
+            failed
+                .riterdir_meta()
+                .map_ok(|m| m.key)
+                .try_collect()
+                .await?
+        };
+        for key in keys {
+            let Some(i) = layout::claim_index(&key, width, doc.count) else {
+                continue;
+            };
+            let claim = CondDoc::<Claim>::new(s.claims()?.join(&layout::claim_name(i, width))?);
+            let done = claim
+                .modify(None, |c| {
+                    let Some(c) = c else { return Ok(None) };
+                    if c.state != Some(ClaimState::Failed) {
+                        return Ok(None);
+                    }
+                    let mut next = c.clone();
+                    next.earlier.append(&mut next.history);
+                    next.state = Some(ClaimState::Released);
+                    Ok(Some(next))
+                })
+                .await?;
+            if done.is_some_and(|d| d.body.state == Some(ClaimState::Released)) {
+                failed.with_key(&key)?.remove_file().await?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            s.completed()?.remove_file().await?;
+        }
+        Ok(n)
     }
 
     /// Removes the dataset and all its sessions; returns the objects removed.

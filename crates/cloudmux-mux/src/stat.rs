@@ -10,8 +10,10 @@ use cloudmux_core::clock::{rfc3339_micros, unix_millis};
 use cloudmux_core::cond::CondDoc;
 use cloudmux_core::{Error, ErrorKind, Result, UPath};
 
+use std::time::Duration;
+
 use crate::layout::{SessionLayout, claim_index, claim_width};
-use crate::session::Claim;
+use crate::session::{Claim, ClaimState, LeaseTerms};
 use crate::worker::WorkerProgress;
 
 /// One worker's line in a [`SessionStat`].
@@ -21,8 +23,54 @@ pub struct WorkerStat {
     pub worker: String,
     /// Elements it obtained.
     pub claimed: u64,
-    /// True once it saw the session exhausted.
+    /// True once it saw the session exhausted (leased: done).
     pub finished: bool,
+    /// Leased sessions: elements it acknowledged.
+    #[serde(default)]
+    pub completed: u64,
+    /// Leased sessions: failed attempts it reported.
+    #[serde(default)]
+    pub failed: u64,
+}
+
+/// An element recorded as failed, with every attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedElement {
+    /// Its index.
+    pub index: usize,
+    /// Every attempt: who held it, how it ended, why.
+    pub attempts: Vec<crate::session::AttemptRecord>,
+}
+
+/// The leased part of a [`SessionStat`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LeasedStat {
+    /// The lease, in milliseconds.
+    pub lease_ms: u64,
+    /// The attempt budget.
+    pub max_attempts: u32,
+    /// Elements completed (acknowledged).
+    pub completed: usize,
+    /// Elements recorded as failed.
+    pub failed: usize,
+    /// Claimed elements held under a live lease.
+    pub in_progress: usize,
+    /// Claimed elements whose lease ran out (by this machine's clock
+    /// against the storage's timestamp), waiting to be taken over.
+    pub expired: usize,
+    /// Elements given back, waiting to be taken again.
+    pub released: usize,
+    /// Hand-outs so far: first claims plus take-overs.
+    pub attempts: u64,
+    /// The failed elements with their attempts (up to 1,000).
+    pub failed_elements: Vec<FailedElement>,
+    /// Completed elements per second, from the first claim until the last
+    /// worker summary.
+    pub rate_per_s: Option<f64>,
+    /// True once every element is completed or failed.
+    pub done: bool,
+    /// Why workers stopped handing out elements early (`max_failed`).
+    pub stopped: Option<String>,
 }
 
 /// Progress of one session.
@@ -47,6 +95,13 @@ pub struct SessionStat {
     pub last_claim: Option<String>,
     /// Seconds between the first and the last claim.
     pub elapsed_s: Option<f64>,
+    /// Leased sessions: completion, failures, leases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased: Option<LeasedStat>,
+    /// Temporary files of killed writers older than an hour below the
+    /// session (the local backend only).
+    #[serde(default)]
+    pub stale_temporaries: u64,
 }
 
 /// Reads the session document's presence, mapping absence to `NotFound`.
@@ -77,6 +132,7 @@ pub(crate) async fn stat(
     session: &SessionLayout,
     total: usize,
     exact: bool,
+    terms: Option<&LeaseTerms>,
 ) -> Result<SessionStat> {
     require_session("stat", session).await?;
     let claims = session.claims()?;
@@ -120,12 +176,17 @@ pub(crate) async fn stat(
                 worker: c.worker,
                 claimed: 0,
                 finished: false,
+                completed: 0,
+                failed: 0,
             });
             e.claimed = e.claimed.saturating_add(1);
         }
     }
     // Summaries: per-worker counts (when not exact) and finished flags.
     let summaries = session.workers()?;
+    let mut reclaimed = 0u64;
+    let mut stopped = None;
+    let mut last_summary: Option<u64> = None;
     let mut list = summaries.riterdir();
     while let Some(p) = list.next().await {
         let p = p?;
@@ -136,12 +197,48 @@ pub(crate) async fn stat(
             worker: w.worker.clone(),
             claimed: 0,
             finished: false,
+            completed: 0,
+            failed: 0,
         });
         if !exact {
             e.claimed = e.claimed.saturating_add(w.claimed);
         }
         e.finished |= w.finished;
+        e.completed = e.completed.saturating_add(w.completed);
+        e.failed = e.failed.saturating_add(w.failed);
+        reclaimed = reclaimed.saturating_add(w.reclaimed);
+        if w.stopped.is_some() {
+            stopped = w.stopped.clone();
+        }
+        last_summary = last_summary.max(w.last_ms);
     }
+    let leased = match terms {
+        None => None,
+        Some(t) => Some(
+            leased_stat(
+                session,
+                total,
+                t,
+                claimed,
+                reclaimed,
+                stopped,
+                first,
+                last_summary,
+            )
+            .await?,
+        ),
+    };
+    let stale_temporaries = session
+        .dir()
+        .io()
+        .leftovers(
+            &format!("{}/", session.dir().key()),
+            Duration::from_secs(3600),
+            false,
+        )
+        .await
+        .map(|l| l.files)
+        .unwrap_or(0);
     let to_s = |t: SystemTime| rfc3339_micros(t);
     Ok(SessionStat {
         session: session.id().to_string(),
@@ -158,10 +255,121 @@ pub(crate) async fn stat(
             }
             _ => None,
         },
+        leased,
+        stale_temporaries,
     })
 }
 
-pub(crate) async fn done(session: &SessionLayout, total: usize) -> Result<bool> {
+/// Counts the markers below `dir` (and collects their indices).
+async fn markers(dir: &UPath, total: usize) -> Result<Vec<(usize, String)>> {
+    let width = claim_width(total);
+    let mut out = Vec::new();
+    let mut list = dir.riterdir_meta();
+    while let Some(m) = list.next().await {
+        let m = m?;
+        if let Some(i) = claim_index(&m.key, width, total) {
+            out.push((i, m.key));
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn leased_stat(
+    session: &SessionLayout,
+    total: usize,
+    terms: &LeaseTerms,
+    claimed: usize,
+    reclaimed: u64,
+    stopped: Option<String>,
+    first: Option<SystemTime>,
+    last_summary_ms: Option<u64>,
+) -> Result<LeasedStat> {
+    let done = markers(&session.done()?, total).await?;
+    let failed = markers(&session.failed()?, total).await?;
+    let mut finished = vec![false; total];
+    for (i, _) in done.iter().chain(failed.iter()) {
+        finished[*i] = true;
+    }
+    // The unfinished claims: about one per running worker during a run.
+    let claims = session.claims()?;
+    let width = claim_width(total);
+    let unfinished: Vec<usize> = {
+        let mut v = Vec::new();
+        let mut list = std::pin::pin!(claims_of(&claims, total));
+        while let Some(r) = list.next().await {
+            let (i, _) = r?;
+            if !finished[i] {
+                v.push(i);
+            }
+        }
+        v
+    };
+    let now = claims.clock().now();
+    let docs: Vec<Option<cloudmux_core::cond::Versioned<Claim>>> =
+        futures::stream::iter(unfinished)
+            .map(|i| {
+                let p = claims.join(&crate::layout::claim_name(i, width));
+                async move { CondDoc::<Claim>::new(p?).read().await }
+            })
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+    let mut st = LeasedStat {
+        lease_ms: terms.lease_ms,
+        max_attempts: terms.max_attempts,
+        completed: done.len(),
+        failed: failed.len(),
+        attempts: (claimed as u64).saturating_add(reclaimed),
+        stopped,
+        ..LeasedStat::default()
+    };
+    for c in docs.into_iter().flatten() {
+        match c.body.state {
+            Some(ClaimState::Released) => st.released += 1,
+            Some(ClaimState::Done) => st.completed += 1,
+            Some(ClaimState::Failed) => st.failed += 1,
+            _ => {
+                let lease = Duration::from_millis(c.body.lease_ms.unwrap_or(terms.lease_ms));
+                if now.duration_since(c.modified).is_ok_and(|age| age > lease) {
+                    st.expired += 1;
+                } else {
+                    st.in_progress += 1;
+                }
+            }
+        }
+    }
+    for (i, key) in failed.iter().take(1000) {
+        let p = claims.with_key(key)?;
+        let attempts = match p.read_json::<serde_json::Value>().await {
+            Ok(v) => serde_json::from_value(v["history"].clone()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        st.failed_elements.push(FailedElement {
+            index: *i,
+            attempts,
+        });
+    }
+    st.done = st.completed + st.failed >= total;
+    if let (Some(f), Some(l)) = (first, last_summary_ms) {
+        let secs = l.saturating_sub(unix_millis(f)) as f64 / 1000.0;
+        if secs > 0.0 {
+            st.rate_per_s = Some(st.completed as f64 / secs);
+        }
+    }
+    Ok(st)
+}
+
+pub(crate) async fn done(session: &SessionLayout, total: usize, leased: bool) -> Result<bool> {
+    if leased {
+        if session.completed()?.is_file().await? {
+            return Ok(true);
+        }
+        require_session("done", session).await?;
+        let n = markers(&session.done()?, total).await?.len()
+            + markers(&session.failed()?, total).await?.len();
+        return Ok(n >= total);
+    }
     if session.exhausted()?.is_file().await? {
         return Ok(true);
     }

@@ -15,9 +15,15 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use crate::layout::{DatasetLayout, SessionLayout, claim_index, claim_name};
-use crate::planner::{Action, ListMode, Planner};
-use crate::session::{Claim, SessionDoc};
+use crate::lease::{
+    Lease, LeaseCounters, Observer, Verdict, WATCH_READS, judge, watch_interval, write_marker,
+};
+use crate::planner::{Action, Known, ListMode, Planner};
+use crate::session::{Claim, ClaimState, LeaseTerms, SessionDoc};
 use crate::{Elements, MuxId, read_session};
 
 /// Options of [`Worker::open`].
@@ -36,8 +42,16 @@ pub struct WorkerOptions {
     /// per-object write interval).
     pub summary_interval: Option<Duration>,
     /// How often the worker checks that its dataset is not being destroyed
-    /// (default 5 s).
+    /// (default 5 s), and, in leased sessions with `max_failed`, how many
+    /// elements have failed.
     pub destroy_check_interval: Option<Duration>,
+    /// Leased sessions: acknowledge the previous element when the next one
+    /// is asked for (default true). Turn it off to acknowledge each
+    /// [`Task`] yourself (several elements in flight at once).
+    pub manual_ack: bool,
+    /// Leased sessions: how long a worker that finished its pass keeps
+    /// watching for expired leases (default: until the session is done).
+    pub watch_for: Option<Duration>,
 }
 
 impl WorkerOptions {
@@ -55,6 +69,75 @@ impl WorkerOptions {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
+    }
+    /// Acknowledges leased elements explicitly ([`Task::ack`]) instead of
+    /// when the next element is asked for.
+    pub fn manual_ack(mut self) -> Self {
+        self.manual_ack = true;
+        self
+    }
+    /// Stops watching for expired leases after this long.
+    pub fn watch_for(mut self, d: Duration) -> Self {
+        self.watch_for = Some(d);
+        self
+    }
+}
+
+/// An element handed out: its index, its value and, in a leased session,
+/// the lease to acknowledge, fail or release.
+#[derive(Debug)]
+pub struct Task<T> {
+    /// The element's index in the dataset.
+    pub index: usize,
+    /// The element.
+    pub value: T,
+    lease: Option<Lease>,
+}
+
+impl<T> Task<T> {
+    /// The attempt number (always 1 in a default session).
+    pub fn attempt(&self) -> u64 {
+        self.lease.as_ref().map_or(1, Lease::attempt)
+    }
+
+    /// The lease, in a leased session.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Acknowledges the element (a no-op in a default session).
+    ///
+    /// # Errors
+    /// `Fenced` when the lease was taken over: discard the result.
+    pub async fn ack(&self) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.ack().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reports a failed attempt (a default session has none: `Unsupported`).
+    ///
+    /// # Errors
+    /// `Fenced` when the lease was taken over; `Unsupported` in a default session.
+    pub async fn fail(&self, reason: &str) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.fail(reason).await,
+            None => Err(Error::new(ErrorKind::Unsupported, "fail")
+                .with_message("failures are recorded only in leased sessions")),
+        }
+    }
+
+    /// Gives the element back without failing it (leased sessions).
+    ///
+    /// # Errors
+    /// `Fenced` when the lease was taken over; `Unsupported` in a default session.
+    pub async fn release(&self) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.release().await,
+            None => Err(Error::new(ErrorKind::Unsupported, "release")
+                .with_message("elements are released only in leased sessions")),
+        }
     }
 }
 
@@ -77,6 +160,21 @@ pub struct WorkerProgress {
     /// Claims whose outcome was unknown at first and settled later.
     #[serde(default)]
     pub settled: u64,
+    /// Leased sessions: elements this worker acknowledged.
+    #[serde(default)]
+    pub completed: u64,
+    /// Leased sessions: failed attempts this worker reported.
+    #[serde(default)]
+    pub failed: u64,
+    /// Leased sessions: elements this worker took over after their lease expired.
+    #[serde(default)]
+    pub reclaimed: u64,
+    /// Leased sessions: leases this worker lost to another.
+    #[serde(default)]
+    pub lost: u64,
+    /// Why the worker stopped before the session was done, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// First claim time (ms since the epoch), if any.
     pub first_ms: Option<u64>,
     /// Last claim time (ms since the epoch), if any.
@@ -107,7 +205,30 @@ pub struct Worker<T> {
     summary_dirty: bool,
     destroy_every: Duration,
     last_destroy_check: Option<Duration>,
+    failures_checked: u64,
+    /// Leased sessions: the terms, the lease counters, the element to
+    /// acknowledge when the next is asked for, and the watch state.
+    terms: Option<LeaseTerms>,
+    counters: Arc<LeaseCounters>,
+    current: Option<Lease>,
+    manual_ack: bool,
+    watch: Option<Watch>,
+    watch_for: Option<Duration>,
+    min_write: Duration,
     _t: PhantomData<fn() -> T>,
+}
+
+/// What a worker watching for expired leases knows.
+#[derive(Debug)]
+struct Watch {
+    /// Elements known done or failed.
+    marked: Known,
+    failed: usize,
+    cursor: usize,
+    observer: Observer,
+    polls: usize,
+    refresh_every: usize,
+    started: Duration,
 }
 
 impl<T> std::fmt::Debug for Worker<T> {
@@ -168,6 +289,19 @@ impl<T: DeserializeOwned> Worker<T> {
             .summary_interval
             .unwrap_or(Duration::from_secs(5))
             .max(caps.min_write_interval);
+        let terms = doc.mode.lease().copied();
+        if let Some(t) = &terms
+            && t.lease() < caps.min_write_interval * 2
+        {
+            return Err(Error::invalid(
+                "open",
+                format!(
+                    "the session's lease ({:?}) is too short for this backend, which allows one write per object every {:?}",
+                    t.lease(),
+                    caps.min_write_interval
+                ),
+            ));
+        }
         Ok(Worker {
             dataset: layout,
             session,
@@ -190,6 +324,14 @@ impl<T: DeserializeOwned> Worker<T> {
                 .destroy_check_interval
                 .unwrap_or(DESTROY_CHECK_INTERVAL),
             last_destroy_check: None,
+            failures_checked: 0,
+            terms,
+            counters: Arc::default(),
+            current: None,
+            manual_ack: opts.manual_ack,
+            watch: None,
+            watch_for: opts.watch_for,
+            min_write: caps.min_write_interval,
             _t: PhantomData,
         })
     }
@@ -215,8 +357,21 @@ impl<T: DeserializeOwned> Worker<T> {
     }
 
     /// Counters of this worker so far.
-    pub fn progress(&self) -> &WorkerProgress {
-        &self.progress
+    pub fn progress(&self) -> WorkerProgress {
+        self.snapshot()
+    }
+
+    fn snapshot(&self) -> WorkerProgress {
+        let mut p = self.progress.clone();
+        p.completed = self.counters.completed.load(Ordering::Relaxed);
+        p.failed = self.counters.failed.load(Ordering::Relaxed);
+        p.lost = self.counters.lost.load(Ordering::Relaxed);
+        p
+    }
+
+    /// The lease terms, in a leased session.
+    pub fn lease_terms(&self) -> Option<&LeaseTerms> {
+        self.terms.as_ref()
     }
 
     fn decode(&self, i: usize) -> Result<T> {
@@ -238,10 +393,41 @@ impl<T: DeserializeOwned> Worker<T> {
     /// before claiming anything else. `NotFound` when the dataset is being
     /// destroyed: stop then.
     pub async fn next(&mut self) -> Option<Result<(usize, T)>> {
+        self.next_task()
+            .await
+            .map(|r| r.map(|t| (t.index, t.value)))
+    }
+
+    /// Obtains the next element as a [`Task`], with its lease in a leased
+    /// session. Unless [`WorkerOptions::manual_ack`], the previous element is
+    /// acknowledged first.
+    ///
+    /// # Errors
+    /// As [`next`](Self::next).
+    pub async fn next_task(&mut self) -> Option<Result<Task<T>>> {
+        if let Some(prev) = self.current.take()
+            && prev.end() == crate::lease::LeaseEnd::Held
+            && let Err(e) = prev.ack().await
+        {
+            if e.kind() == ErrorKind::Fenced {
+                tracing::warn!(index = prev.index(), "{e}");
+            } else {
+                // Not known to be acknowledged: try again on the next call.
+                self.current = Some(prev);
+                return Some(Err(e));
+            }
+        }
         match self.step().await {
-            Ok(Some(i)) => {
+            Ok(Some((i, lease))) => {
                 self.maybe_summary(false).await;
-                Some(self.decode(i).map(|v| (i, v)))
+                if !self.manual_ack {
+                    self.current.clone_from(&lease);
+                }
+                Some(self.decode(i).map(|value| Task {
+                    index: i,
+                    value,
+                    lease,
+                }))
             }
             Ok(None) => {
                 self.maybe_summary(true).await;
@@ -259,16 +445,19 @@ impl<T: DeserializeOwned> Worker<T> {
         ))
     }
 
-    /// Claims the next index.
-    async fn step(&mut self) -> Result<Option<usize>> {
+    /// Claims the next index (with its lease in a leased session).
+    async fn step(&mut self) -> Result<Option<(usize, Option<Lease>)>> {
         self.check_destroy().await?;
+        if self.progress.stopped.is_some() {
+            return Ok(None);
+        }
         if let Some((i, mut w)) = self.pending.take() {
             // The last create of claim i ended with an unknown outcome.
             match self.claim_doc(i)?.send(&mut w).await {
-                Ok(Written::Current(_)) => {
+                Ok(Written::Current(v)) => {
                     self.progress.settled += 1;
                     self.won(i);
-                    return Ok(Some(i));
+                    return Ok(Some((i, self.lease_for(i, v)?)));
                 }
                 Ok(_) => {
                     self.progress.settled += 1;
@@ -284,12 +473,15 @@ impl<T: DeserializeOwned> Worker<T> {
         if self.progress.finished {
             return Ok(None);
         }
+        if self.watch.is_some() {
+            return self.watch_step().await;
+        }
         loop {
             match self.planner.next_action() {
                 Action::Claim(i) => {
-                    if self.try_claim(i).await? {
+                    if let Some(v) = self.try_claim(i).await? {
                         self.won(i);
-                        return Ok(Some(i));
+                        return Ok(Some((i, self.lease_for(i, v)?)));
                     }
                     self.progress.collisions += 1;
                     self.planner.taken(i);
@@ -302,8 +494,220 @@ impl<T: DeserializeOwned> Worker<T> {
                 Action::ReadMarkers => self.read_markers().await?,
                 Action::Done => {
                     self.finish().await;
+                    if self.terms.is_some() {
+                        // Every element is claimed; not every one is done.
+                        self.progress.finished = false;
+                        self.watch = Some(self.new_watch());
+                        return self.watch_step().await;
+                    }
                     return Ok(None);
                 }
+            }
+        }
+    }
+
+    /// A lease handle for a claim just won, with its heartbeat running.
+    fn lease_for(
+        &self,
+        i: usize,
+        v: cloudmux_core::cond::Versioned<Claim>,
+    ) -> Result<Option<Lease>> {
+        let Some(terms) = self.terms else {
+            return Ok(None);
+        };
+        let l = Lease::new(
+            &self.claims,
+            &self.session.done()?,
+            &self.session.failed()?,
+            &claim_name(i, self.doc.width),
+            v,
+            i,
+            terms,
+            self.counters.clone(),
+        )?;
+        l.keep_renewed(self.min_write);
+        Ok(Some(l))
+    }
+
+    fn new_watch(&self) -> Watch {
+        Watch {
+            marked: Known::new(self.doc.count),
+            failed: 0,
+            cursor: fastrand::usize(..self.doc.count),
+            observer: Observer::default(),
+            polls: usize::MAX,
+            refresh_every: 1,
+            started: self.claims.clock().elapsed(),
+        }
+    }
+
+    /// Lists a marker folder (`done/` or `failed/`) into `marked`; returns
+    /// (markers, pages).
+    async fn read_marker_dir(&mut self, dir: &UPath, marked: &mut Known) -> Result<(usize, usize)> {
+        let (n, width) = (self.doc.count, self.doc.width);
+        let mut token = None;
+        let (mut count, mut pages) = (0, 0);
+        loop {
+            let q = ListQuery {
+                token,
+                ..ListQuery::default()
+            };
+            let page = dir.list_page(&q).await?;
+            pages += 1;
+            self.progress.marker_checks += 1;
+            for o in &page.objects {
+                if let Some(i) = claim_index(&o.key, width, n) {
+                    marked.set(i);
+                    count += 1;
+                }
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok((count, pages)),
+            }
+        }
+    }
+
+    /// One round of watching for expired leases: `Some` when an element was
+    /// taken over, `None` when the session is done (or the watch is over).
+    async fn watch_step(&mut self) -> Result<Option<(usize, Option<Lease>)>> {
+        let terms = self.terms.expect("leased");
+        let clock = self.claims.clock().clone();
+        let mut w = self.watch.take().expect("watching");
+        let r = self.watch_loop(&terms, &clock, &mut w).await;
+        self.watch = Some(w);
+        r
+    }
+
+    async fn watch_loop(
+        &mut self,
+        terms: &LeaseTerms,
+        clock: &Arc<dyn cloudmux_core::clock::Clock>,
+        w: &mut Watch,
+    ) -> Result<Option<(usize, Option<Lease>)>> {
+        let n = self.doc.count;
+        let width = self.doc.width;
+        loop {
+            if let Some(limit) = self.watch_for
+                && clock.elapsed().saturating_sub(w.started) >= limit
+            {
+                self.progress.stopped = Some("stopped watching: --watch-for elapsed".into());
+                return Ok(None);
+            }
+            self.check_destroy().await?;
+            if w.polls >= w.refresh_every {
+                // Amortised: about one listing per poll.
+                let (_, p1) = self
+                    .read_marker_dir(&self.session.done()?, &mut w.marked)
+                    .await?;
+                let mut failed = Known::new(n);
+                let (f, p2) = self
+                    .read_marker_dir(&self.session.failed()?, &mut failed)
+                    .await?;
+                for i in 0..n {
+                    if failed.get(i) {
+                        w.marked.set(i);
+                    }
+                }
+                w.failed = f;
+                w.refresh_every = p1 + p2;
+                w.polls = 0;
+            }
+            if w.marked.full() {
+                self.complete().await;
+                return Ok(None);
+            }
+            if let Some(max) = terms.max_failed
+                && w.failed as u64 >= max
+            {
+                self.progress.stopped =
+                    Some(format!("{} elements failed (max_failed {max})", w.failed));
+                return Ok(None);
+            }
+            for _ in 0..WATCH_READS.min(n - w.marked.count()) {
+                let Some(i) = w.marked.next_unknown(w.cursor) else {
+                    break;
+                };
+                w.cursor = i + 1;
+                let doc = self.claim_doc(i)?;
+                let Some(c) = doc.read().await? else {
+                    continue;
+                };
+                let expired = w.observer.expired(i, &c, terms.lease(), clock.as_ref());
+                match judge(&c, expired, terms) {
+                    Verdict::Finished(state) => {
+                        let marker = match state {
+                            ClaimState::Failed => {
+                                w.failed += 1;
+                                self.session.failed()?
+                            }
+                            _ => self.session.done()?,
+                        };
+                        write_marker(&marker.join(&claim_name(i, width))?, &c).await;
+                        w.marked.set(i);
+                        w.observer.forget(i);
+                    }
+                    Verdict::Held => {}
+                    Verdict::Take(record) => {
+                        let now = unix_millis(clock.now());
+                        let mut body = Claim {
+                            v: crate::session::SESSION_FORMAT,
+                            worker: self.worker_id.clone(),
+                            t_ms: now,
+                            lease_ms: Some(terms.lease_ms),
+                            renewed_ms: Some(now),
+                            state: Some(ClaimState::Running),
+                            history: c.body.history.clone(),
+                            earlier: c.body.earlier.clone(),
+                        };
+                        body.history.extend(record);
+                        let mut wr = doc.update_write(&c, &body, c.stamp.epoch + 1)?;
+                        w.observer.forget(i);
+                        if let Written::Current(v) = doc.send(&mut wr).await? {
+                            self.progress.reclaimed += 1;
+                            self.won(i);
+                            return Ok(Some((i, self.lease_for(i, v)?)));
+                        }
+                    }
+                    Verdict::Fail(record) => {
+                        let mut body = c.body.clone();
+                        body.history.push(record);
+                        body.state = Some(ClaimState::Failed);
+                        let mut wr = doc.update_write(&c, &body, c.stamp.epoch)?;
+                        w.observer.forget(i);
+                        if let Written::Current(v) = doc.send(&mut wr).await? {
+                            write_marker(&self.session.failed()?.join(&claim_name(i, width))?, &v)
+                                .await;
+                            w.marked.set(i);
+                            w.failed += 1;
+                        }
+                    }
+                }
+            }
+            if w.marked.full() {
+                self.complete().await;
+                return Ok(None);
+            }
+            w.polls += 1;
+            self.maybe_summary(false).await;
+            clock.sleep(watch_interval(terms.lease())).await;
+        }
+    }
+
+    /// Leased sessions: every element is done or failed.
+    async fn complete(&mut self) {
+        self.progress.finished = true;
+        self.summary_dirty = true;
+        if let Ok(p) = self.session.completed() {
+            let body = format!(
+                "{{\"by\":{:?},\"t_ms\":{}}}",
+                self.worker_id,
+                unix_millis(self.claims.clock().now())
+            );
+            if let Err(e) = p.write_bytes(body).await
+                && !e.is_already_exists()
+            {
+                tracing::debug!(error = %e, "could not write the completed marker");
             }
         }
     }
@@ -317,20 +721,29 @@ impl<T: DeserializeOwned> Worker<T> {
         self.summary_dirty = true;
     }
 
-    /// Creates claim `i`. Ok(true): ours; Ok(false): somebody else's.
+    /// Creates claim `i`: `Some` when ours, `None` when somebody else's.
     /// Only a real "already exists" from the store is a lost race; any other
     /// failure is an error.
-    async fn try_claim(&mut self, i: usize) -> Result<bool> {
+    async fn try_claim(
+        &mut self,
+        i: usize,
+    ) -> Result<Option<cloudmux_core::cond::Versioned<Claim>>> {
+        let now = unix_millis(self.claims.clock().now());
         let claim = Claim {
             v: crate::session::SESSION_FORMAT,
             worker: self.worker_id.clone(),
-            t_ms: unix_millis(self.claims.clock().now()),
+            t_ms: now,
+            lease_ms: self.terms.map(|t| t.lease_ms),
+            renewed_ms: self.terms.map(|_| now),
+            state: self.terms.map(|_| ClaimState::Running),
+            history: Vec::new(),
+            earlier: Vec::new(),
         };
         let doc = self.claim_doc(i)?;
         let mut w = doc.create_write(&claim, 1)?;
         match doc.send(&mut w).await {
-            Ok(Written::Current(_)) => Ok(true),
-            Ok(_) => Ok(false),
+            Ok(Written::Current(v)) => Ok(Some(v)),
+            Ok(_) => Ok(None),
             Err(e) if e.is_outcome_unknown() || e.may_have_applied() => {
                 self.pending = Some((i, w));
                 Err(e)
@@ -431,11 +844,38 @@ impl<T: DeserializeOwned> Worker<T> {
     }
 
     /// Checks, at most once per interval, that the dataset is not being
-    /// destroyed; a destroy waits longer than this interval before deleting.
+    /// destroyed (a destroy waits longer than this interval before
+    /// deleting), and in leased sessions with `max_failed`, how many
+    /// elements failed (also right after this worker reported a failure).
     async fn check_destroy(&mut self) -> Result<()> {
         let now = self.claims.clock().elapsed();
+        let my_failures = self.counters.failed.load(Ordering::Relaxed);
+        let failed_since = my_failures > self.failures_checked;
         if let Some(last) = self.last_destroy_check
             && now.saturating_sub(last) < self.destroy_every
+            && !failed_since
+        {
+            return Ok(());
+        }
+        self.failures_checked = my_failures;
+        if let Some(max) = self.terms.and_then(|t| t.max_failed)
+            && self.watch.is_none()
+        {
+            let q = ListQuery {
+                limit: Some(usize::try_from(max).unwrap_or(usize::MAX).clamp(1, 1000)),
+                ..ListQuery::default()
+            };
+            let page = self.session.failed()?.list_page(&q).await?;
+            let failed = page.objects.len() as u64;
+            if failed >= max || (page.next.is_some() && max > 1000) {
+                self.progress.stopped =
+                    Some(format!("{failed} elements failed (max_failed {max})"));
+            }
+        }
+        if failed_since
+            && self
+                .last_destroy_check
+                .is_some_and(|l| now.saturating_sub(l) < self.destroy_every)
         {
             return Ok(());
         }
@@ -489,7 +929,7 @@ impl<T: DeserializeOwned> Worker<T> {
         }
         self.last_summary = Some(now);
         self.summary_dirty = false;
-        if let Err(e) = self.summary.overwrite_json(&self.progress).await {
+        if let Err(e) = self.summary.overwrite_json(&self.snapshot()).await {
             tracing::debug!(error = %e, "could not write the worker summary");
         }
     }
@@ -549,7 +989,11 @@ impl<T: DeserializeOwned> BlockingWorker<T> {
     /// As [`Worker::open`]; `Other` if no runtime can be built. Must not be
     /// called from inside an async runtime.
     pub fn open(resolver: &dyn Resolver, mux_id: &str, opts: WorkerOptions) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // One worker thread of its own, so that lease heartbeats run while
+        // the caller works on an element.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cloudmux-worker")
             .enable_all()
             .build()
             .map_err(|e| Error::new(ErrorKind::Other, "open").with_message(e.to_string()))?;
@@ -565,6 +1009,16 @@ impl<T: DeserializeOwned> BlockingWorker<T> {
     /// Next element with its index (blocking).
     pub fn next_indexed(&mut self) -> Option<Result<(usize, T)>> {
         self.rt.block_on(self.inner.next())
+    }
+
+    /// Next element as a [`Task`] (blocking).
+    pub fn next_task(&mut self) -> Option<Result<Task<T>>> {
+        self.rt.block_on(self.inner.next_task())
+    }
+
+    /// Runs a future on this worker's runtime (to acknowledge a [`Task`]).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 }
 
