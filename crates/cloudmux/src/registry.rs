@@ -21,7 +21,7 @@
 //! dropped in the child (dropping it could touch sockets the parent still
 //! uses): it is left alone, a small one-time leak per fork.
 //!
-//! [`Registry::global`] is the registry of [`crate::path`] and
+//! [`Registry::global`] is the registry of [`crate::path()`] and
 //! [`crate::AnyResolver`]; build your own with [`Registry::new`] to give the
 //! backends configurations other than the environment's.
 //!
@@ -224,7 +224,7 @@ impl Registry {
         }
     }
 
-    /// The process-wide registry, used by [`crate::path`] and
+    /// The process-wide registry, used by [`crate::path()`] and
     /// [`crate::AnyResolver`].
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
