@@ -33,7 +33,7 @@ use crate::sas::{SasPolicy, SasSource};
 /// - One attempt per request: the SDK's retry policy is off
 ///   (`RetryOptions::none()`) and so are reqwest's own retries, since a
 ///   retry of a create whose answer was lost would report a false
-///   `AlreadyExists`. Every request of a [`UPath`](cloudmux_core::UPath)
+///   `AlreadyExists`. Every request of a [`UPath`]
 ///   goes through the core's [`Retry`](cloudmux_core::layers::Retry) layer,
 ///   which retries `Transient` failures and settles retried conditional
 ///   writes.
