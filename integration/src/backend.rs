@@ -1,16 +1,18 @@
 //! Which backend the suite runs on: one arm per backend.
 //!
-//! Every test calls [`setup`], which returns a [`Backend`] whose root is a
-//! fresh place for this run of the test binary: a new in-memory store, a new
-//! temporary directory, or a freshly created, randomly named S3 bucket
-//! (created once per run and shared by the tests of that run). Parallel runs
-//! therefore never meet.
+//! Every check that applies to the backend calls [`setup`], which returns a
+//! [`Backend`] whose root is a fresh place for this run of the test binary:
+//! a new in-memory store, a new temporary directory, or a freshly created,
+//! randomly named bucket or container (created once per run and shared by
+//! the checks of that run). Parallel runs therefore never meet. A selected
+//! backend that cannot be reached fails the check.
 //!
 //! To add a backend: a variant in [`Kind`], its name in [`Kind::from_env`],
 //! an arm in `Kind::prepare` (the run's bucket or directory, made once per
-//! process) and one in `Place::open` (a [`Backend`] per test: its root, the
-//! [`SuiteConfig`] that matches its capabilities and the environment its
-//! child processes need).
+//! process) and one in `Place::open` (a [`Backend`] per check: its root, the
+//! [`SuiteConfig`] sizing the conformance checks, which read the backend's
+//! capabilities from the store itself, and the environment its child
+//! processes need).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

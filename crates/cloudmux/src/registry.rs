@@ -475,6 +475,18 @@ mod tests {
         assert_eq!(a.to_string(), "s3://bucket-a/x");
         assert_eq!(b.to_string(), "s3://bucket-b");
         assert_eq!(r.s3.len(), 1, "buckets share a client");
+        // Credentials never show.
+        let r3 = Registry::new().with_s3_config(
+            cloudmux_s3::S3Config::new()
+                .endpoint("http://127.0.0.1:9")
+                .static_credentials("AKIDSHOWNNOWHERE", "VERYSECRET"),
+        );
+        r3.resolve("s3://bucket-c").await.unwrap();
+        let shown = format!("{r3:?} {:?}", r3.s3.get(&r3.s3_config.clone().unwrap()));
+        assert!(
+            !shown.contains("VERYSECRET") && !shown.contains("AKIDSHOWN"),
+            "{shown}"
+        );
         // A malformed URL is refused before any client is built.
         let r2 = Registry::new();
         assert!(r2.resolve("s3://bad bucket/x").await.is_err());
