@@ -763,7 +763,7 @@ impl<T: DeserializeOwned> Worker<T> {
                 ..ListQuery::default()
             },
             Some(d) => ListQuery {
-                prefix: claim_name(from, width)[..d].to_string(),
+                prefix: crate::layout::claim_prefix(from, width, d),
                 limit: Some(limit),
                 ..ListQuery::default()
             },
