@@ -299,19 +299,47 @@ mod tests {
 
     #[test]
     fn claim_keys_parse_by_width_and_count() {
-        assert_eq!(claim_index("d/sessions/s/claims/00042", 5, 100), Some(42));
+        assert_eq!(
+            claim_index("d/sessions/s/claims/000/00042", 5, 100),
+            Some(42)
+        );
+        assert_eq!(claim_index("d/claims/042/04217", 5, 100_000), Some(4217));
         assert_eq!(claim_index("claims/9", 1, 10), Some(9));
-        assert_eq!(claim_index("d/claims/0042", 5, 100), None, "too short");
-        assert_eq!(claim_index("d/claims/000042", 5, 100), None, "too long");
-        assert_eq!(claim_index("d/claims/00a42", 5, 100), None);
-        assert_eq!(claim_index("d/claims/+0042", 5, 100), None);
+        assert_eq!(claim_index("claims/42", 2, 100), Some(42));
+        assert_eq!(claim_index("d/claims/000/0042", 5, 100), None, "too short");
+        assert_eq!(claim_index("d/claims/000/000042", 5, 100), None, "too long");
+        assert_eq!(claim_index("d/claims/000/00a42", 5, 100), None);
+        assert_eq!(claim_index("d/claims/000/+0042", 5, 100), None);
+        assert_eq!(claim_index("d/claims/00042", 5, 100), None, "no folder");
+        assert_eq!(
+            claim_index("d/claims/001/00042", 5, 100),
+            None,
+            "wrong folder"
+        );
+        assert_eq!(
+            claim_index("d/claims/x001/00142", 5, 1000),
+            None,
+            "folder not a segment"
+        );
+        assert_eq!(claim_index("000/00042", 5, 100), Some(42));
         assert_eq!(claim_index("00042", 5, 100), None, "no separator");
         assert_eq!(
-            claim_index("d/claims/00142", 5, 100),
+            claim_index("d/claims/001/00142", 5, 100),
             None,
             "beyond the count"
         );
-        assert_eq!(claim_name(42, 5), "00042");
+        assert_eq!(claim_name(42, 5), "000/00042");
+        assert_eq!(claim_name(4217, 5), "042/04217");
+        assert_eq!(claim_name(7, 2), "07");
+        assert_eq!(claim_prefix(4217, 5, 2), "04");
+        assert_eq!(claim_prefix(4217, 5, 3), "042");
+        assert_eq!(claim_prefix(4217, 5, 4), "042/0421");
+        assert_eq!(claim_prefix(42, 2, 1), "4");
+        // Names sort in index order.
+        let names: Vec<String> = (0..1200).map(|i| claim_name(i, 4)).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
         assert_eq!(claim_width(1), 1);
         assert_eq!(claim_width(10), 1);
         assert_eq!(claim_width(11), 2);
