@@ -10,7 +10,8 @@
 //!         claims/<s>/<i>                            one object per handed-out element, i zero-padded to the session's width,
 //!                                                   s its first digits but the last two (a folder per 100 indices)
 //!         full/<k>                                  block k (indices k*1000 .. k*1000+999) seen fully claimed
-//!         exhausted                                 written once a worker knew every element claimed
+//!         full/exhausted                            written once a worker knew every element claimed (beside the
+//!                                                   block markers, so the one listing of them tells a worker in the tail)
 //!         workers/<w>.json                          each worker's own progress summary (for stat)
 //!         done/<s>/<i>                              leased sessions: element i completed
 //!         failed/<s>/<i>                            leased sessions: element i failed for good
@@ -156,12 +157,12 @@ impl SessionLayout {
         self.full()?.join(&format!("{k:06}"))
     }
 
-    /// The exhausted marker.
+    /// The exhausted marker (among the block markers).
     ///
     /// # Errors
     /// Never for a valid session folder.
     pub fn exhausted(&self) -> Result<UPath> {
-        self.dir.join(EXHAUSTED)
+        self.full()?.join(EXHAUSTED)
     }
 
     /// Leased sessions: the completion markers' folder.
