@@ -59,9 +59,14 @@ impl JobLog {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open the joblog {}", path.display()))?;
+        // Workers starting together on one machine: one header.
+        let locked = file.lock().is_ok();
         if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
             file.write_all(format!("{HEADER}\n").as_bytes())
                 .with_context(|| format!("cannot write the joblog {}", path.display()))?;
+        }
+        if locked {
+            let _ = file.unlock();
         }
         let host = cloudmux::util::default_worker_id()
             .split('/')
