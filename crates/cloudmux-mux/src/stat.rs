@@ -123,7 +123,9 @@ fn claims_of<'a>(
     let width = claim_width(total);
     claims.riterdir_meta().try_filter_map(move |m| async move {
         Ok(claim_index(&m.key, width, total)
-            .filter(|_| claims.relative(&m.key).is_some_and(|r| !r.contains('/')))
+            .filter(|&i| {
+                claims.relative(&m.key) == Some(crate::layout::claim_name(i, width).as_str())
+            })
             .map(|i| (i, m)))
     })
 }

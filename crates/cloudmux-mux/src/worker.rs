@@ -206,6 +206,8 @@ pub struct Worker<T> {
     destroy_every: Duration,
     last_destroy_check: Option<Duration>,
     failures_checked: u64,
+    /// The exhausted marker was seen among the block markers.
+    exhausted_seen: bool,
     /// Leased sessions: the terms, the lease counters, the element to
     /// acknowledge when the next is asked for, and the watch state.
     terms: Option<LeaseTerms>,
@@ -325,6 +327,7 @@ impl<T: DeserializeOwned> Worker<T> {
                 .unwrap_or(DESTROY_CHECK_INTERVAL),
             last_destroy_check: None,
             failures_checked: 0,
+            exhausted_seen: false,
             terms,
             counters: Arc::default(),
             current: None,
@@ -763,7 +766,7 @@ impl<T: DeserializeOwned> Worker<T> {
                 ..ListQuery::default()
             },
             Some(d) => ListQuery {
-                prefix: claim_name(from, width)[..d].to_string(),
+                prefix: crate::layout::claim_prefix(from, width, d),
                 limit: Some(limit),
                 ..ListQuery::default()
             },
@@ -802,15 +805,22 @@ impl<T: DeserializeOwned> Worker<T> {
             };
             let page = dir.list_page(&q).await?;
             self.progress.marker_checks += 1;
-            blocks.extend(
-                page.objects
-                    .iter()
-                    .filter_map(|o| o.key.rsplit('/').next()?.parse::<usize>().ok()),
-            );
+            for o in &page.objects {
+                let name = o.key.rsplit('/').next().unwrap_or("");
+                if name == crate::layout::EXHAUSTED {
+                    self.exhausted_seen = true;
+                } else if let Ok(k) = name.parse::<usize>() {
+                    blocks.push(k);
+                }
+            }
             match page.next {
                 Some(t) => token = Some(t),
                 None => break,
             }
+        }
+        if self.exhausted_seen {
+            // Somebody knew every element claimed: so does this worker now.
+            blocks = (0..self.doc.count.div_ceil(crate::layout::BLOCK)).collect();
         }
         self.planner.markers(&blocks);
         Ok(())
@@ -849,6 +859,11 @@ impl<T: DeserializeOwned> Worker<T> {
     /// elements failed (also right after this worker reported a failure).
     async fn check_destroy(&mut self) -> Result<()> {
         let now = self.claims.clock().elapsed();
+        if self.last_destroy_check.is_none() {
+            // Opening just read the session: the first check comes one
+            // interval later (a destroy waits more than two intervals).
+            self.last_destroy_check = Some(now);
+        }
         let my_failures = self.counters.failed.load(Ordering::Relaxed);
         let failed_since = my_failures > self.failures_checked;
         if let Some(last) = self.last_destroy_check
@@ -890,24 +905,56 @@ impl<T: DeserializeOwned> Worker<T> {
     }
 
     /// Marks the session exhausted (create-only; losing that race is fine),
-    /// after publishing every block marker still missing.
+    /// after publishing every block marker still missing; a worker that
+    /// learned it from the marker writes nothing.
     async fn finish(&mut self) {
         self.progress.finished = true;
         self.summary_dirty = true;
-        let blocks = self.planner.all_unmarked_full_blocks();
-        self.write_markers(blocks).await;
-        if let Ok(p) = self.session.exhausted() {
-            let body = format!(
-                "{{\"by\":{:?},\"t_ms\":{}}}",
-                self.worker_id,
-                unix_millis(self.claims.clock().now())
-            );
-            if let Err(e) = p.write_bytes(body).await
-                && !e.is_already_exists()
-            {
-                tracing::debug!(error = %e, "could not write the exhausted marker");
+        // The last writes of a worker go out together: one round trip.
+        let mut writes: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
+        if !self.exhausted_seen {
+            let blocks = self.planner.all_unmarked_full_blocks();
+            for k in blocks {
+                if let Ok(p) = self.session.full_block(k) {
+                    self.progress.marker_checks += 1;
+                    writes.push(Box::pin(async move {
+                        if let Err(e) = p.write_bytes(bytes::Bytes::from_static(b"{}")).await
+                            && !e.is_already_exists()
+                        {
+                            tracing::debug!(error = %e, "could not write a block marker");
+                        }
+                    }));
+                }
+            }
+            if let Ok(p) = self.session.exhausted() {
+                let body = format!(
+                    "{{\"by\":{:?},\"t_ms\":{}}}",
+                    self.worker_id,
+                    unix_millis(self.claims.clock().now())
+                );
+                writes.push(Box::pin(async move {
+                    if let Err(e) = p.write_bytes(body).await
+                        && !e.is_already_exists()
+                    {
+                        tracing::debug!(error = %e, "could not write the exhausted marker");
+                    }
+                }));
             }
         }
+        if self.terms.is_none() {
+            // Nothing comes after this in a default session: the final
+            // summary goes out with the markers.
+            self.summary_dirty = false;
+            self.last_summary = Some(self.claims.clock().elapsed());
+            let summary = self.summary.clone();
+            let progress = self.snapshot();
+            writes.push(Box::pin(async move {
+                if let Err(e) = summary.overwrite_json(&progress).await {
+                    tracing::debug!(error = %e, "could not write the worker summary");
+                }
+            }));
+        }
+        futures::future::join_all(writes).await;
     }
 
     /// Writes the progress summary at most once per interval, and at the end.
