@@ -24,6 +24,7 @@ echo "mux id: $CLOUDMUX_MUX_ID"
 mkdir -p results
 pids=()
 for w in $(seq 1 "$WORKERS"); do
+  # shellcheck disable=SC2016 # expanded by the worker's shell, per element
   cloudmux work --worker-id "local-$w" -- \
     sh -c 'echo $((CLOUDMUX_ELEMENT * CLOUDMUX_ELEMENT)) > "results/$CLOUDMUX_INDEX.txt"' &
   pids+=("$!")
@@ -34,6 +35,7 @@ for p in "${pids[@]}"; do
 done
 
 # Coordinator again: every element completed?
+# shellcheck disable=SC1010 # the subcommand, not the shell keyword
 cloudmux done
 cloudmux stat
 exit "$status"
