@@ -5,7 +5,7 @@
 //! command failed, `cloudmux work` writes, for such an element, the object
 //!
 //! ```text
-//! <dataset>/sessions/<session>/failed/<i>      i zero-padded as the claims are
+//! <dataset>/sessions/<session>/failed/<name>   <name> as the claim's (layout::claim_name)
 //! {"attempt":1,"worker":"host/12/main","state":"failed",
 //!  "history":[{"attempt":1,"worker":"host/12/main","outcome":"failed","reason":"exit status 3"}]}
 //! ```
@@ -70,8 +70,8 @@ pub(crate) async fn list(
         let mut metas = dir.riterdir_meta();
         while let Some(m) = metas.next().await {
             let m = m?;
-            if dir.relative(&m.key).is_some_and(|r| !r.contains('/'))
-                && let Some(i) = claim_index(&m.key, width, total)
+            if let Some(i) = claim_index(&m.key, width, total)
+                && dir.relative(&m.key) == Some(claim_name(i, width).as_str())
             {
                 indices.push(i);
             }

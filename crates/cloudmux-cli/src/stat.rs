@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 use cloudmux::clock::{Stopwatch, rfc3339_micros, unix_millis};
 use cloudmux::cond::CondDoc;
-use cloudmux::mux::layout::{SessionLayout, claim_index, claim_width};
+use cloudmux::mux::layout::{SessionLayout, claim_index, claim_name, claim_width};
 use cloudmux::mux::{LeaseTerms, Multiplexer, MuxId, SessionDoc, SessionStat, WorkerProgress};
 use cloudmux::{ErrorKind, ListQuery, UPath};
 use serde::Serialize;
@@ -273,8 +273,9 @@ impl Watcher {
                 .objects
                 .iter()
                 .filter(|o| {
-                    dir.relative(&o.key).is_some_and(|r| !r.contains('/'))
-                        && claim_index(&o.key, self.width, self.total).is_some()
+                    claim_index(&o.key, self.width, self.total).is_some_and(|i| {
+                        dir.relative(&o.key) == Some(claim_name(i, self.width).as_str())
+                    })
                 })
                 .count();
             match page.next {
