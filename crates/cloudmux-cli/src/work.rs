@@ -137,6 +137,17 @@ struct Tally {
     storage_errors: u64,
 }
 
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.ran += o.ran;
+        self.ok += o.ok;
+        self.failed += o.failed;
+        self.lost += o.lost;
+        self.given_back += o.given_back;
+        self.storage_errors += o.storage_errors;
+    }
+}
+
 pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
     let mut signals = Signals::new()?;
     let id: MuxId = args.mux_id.parse()?;
@@ -214,7 +225,15 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
             msg = rx.recv(), if !fed_out && stopping.is_none() && fatal.is_none() => match msg {
                 Some(FeedMsg::Task(feed)) => {
                     seq += 1;
-                    running.push(run(ctx.clone(), feed, seq));
+                    let ctx = ctx.clone();
+                    // Run and settle in one future, so that the settling
+                    // requests of several elements overlap too.
+                    running.push(async move {
+                        let ran = run(ctx.clone(), feed, seq).await;
+                        let mut t = Tally::default();
+                        let r = settle(&ctx, ran, &mut t).await;
+                        (t, r)
+                    });
                 }
                 Some(FeedMsg::End) | None => fed_out = true,
                 Some(FeedMsg::Error(e)) => {
@@ -222,8 +241,9 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
                     fatal = Some(e.into());
                 }
             },
-            Some(ran) = running.next(), if !running.is_empty() => {
-                if let Err(e) = settle(&ctx, ran, &mut tally).await {
+            Some((t, r)) = running.next(), if !running.is_empty() => {
+                tally.add(&t);
+                if let Err(e) = r {
                     slots.close();
                     fatal.get_or_insert(e);
                 }
@@ -582,7 +602,7 @@ async fn settle(ctx: &Ctx, ran: Ran, tally: &mut Tally) -> Result<()> {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ) {
                 give_back(ctx, &ran.feed, &reason, tally).await;
-                tally.ran -= 1;
+                tally.ran = tally.ran.saturating_sub(1);
                 bail!("{reason}");
             }
             Some((reason, false))
