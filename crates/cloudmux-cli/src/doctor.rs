@@ -312,6 +312,54 @@ mod tests {
         assert!(root.ls().await.unwrap().is_empty());
     }
 
+    /// A store that takes every conditional write as a plain overwrite, as
+    /// some S3-compatible stores do with conditional headers.
+    #[derive(Debug)]
+    struct IgnoresConditions(std::sync::Arc<cloudmux::InMemory>);
+
+    #[async_trait::async_trait]
+    impl cloudmux::Store for IgnoresConditions {
+        fn root_url(&self) -> String {
+            self.0.root_url()
+        }
+        fn capabilities(&self) -> cloudmux::Capabilities {
+            self.0.capabilities()
+        }
+        async fn get(&self, key: &str) -> cloudmux::Result<cloudmux::GetResult> {
+            self.0.get(key).await
+        }
+        async fn head(&self, key: &str) -> cloudmux::Result<cloudmux::ObjectMeta> {
+            self.0.head(key).await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            bytes: Bytes,
+            _mode: PutMode,
+        ) -> cloudmux::Result<cloudmux::PutResult> {
+            self.0.put(key, bytes, PutMode::Overwrite).await
+        }
+        async fn delete(&self, key: &str) -> cloudmux::Result<()> {
+            self.0.delete(key).await
+        }
+        async fn list(&self, req: cloudmux::ListRequest) -> cloudmux::Result<cloudmux::ListPage> {
+            self.0.list(req).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_ignoring_conditional_writes_fails_in_one_line() {
+        let store = std::sync::Arc::new(IgnoresConditions(cloudmux::InMemory::new()));
+        let root = UPath::new(store, "x").unwrap();
+        let r = run(&root).await.unwrap();
+        assert!(!r.ok());
+        let line = r.failure().unwrap();
+        assert!(line.contains("ignores If-None-Match"), "{line}");
+        assert!(!line.contains('\n'));
+        assert!(!r.checks[1].ok, "the stale swap is not refused either");
+        assert!(root.ls().await.unwrap().is_empty(), "cleaned up");
+    }
+
     #[test]
     fn skew_from_coarse_and_fine_timestamps() {
         let t = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
