@@ -223,7 +223,9 @@ per-worker table on a terminal, one plain line per refresh otherwise, one JSON o
 refresh with --json. A refresh lists names and reads only the worker summaries that changed: \
 about ceil(N/1000) + ceil(C/1000) + ceil(F/1000) + 1 list requests (N handed out, C \
 completed, F failed) plus one read per worker whose summary changed (each worker rewrites it \
-at most every 5 s); for 10,000 elements and 50 workers, at most 22 lists and 50 reads. Each \
+at most every 5 s), plus, at the end of a leased session, up to 64 claim reads for elements \
+whose completion marker lags (each read once); for 10,000 elements and 50 workers, at most 22 \
+lists and 50 reads a refresh, and 64 reads once at the end. It never reads every claim. Each \
 JSON object reports its `requests`.",
         after_help = "Examples:\n  cloudmux stat \"$id\"\n  cloudmux stat \"$id\" --json | jq .failed_elements\n  \
 cloudmux stat \"$id\" --watch --interval 5"

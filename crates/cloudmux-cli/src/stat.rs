@@ -14,6 +14,7 @@
 //! | ⌈F / 1000⌉ lists | `failed/`: how many failed |
 //! | ⌈W / 1000⌉ lists | `workers/`: the summaries' names and versions |
 //! | one read per changed summary | a worker rewrites its summary at most every 5 s |
+//! | up to 64 claim reads, near the end | leased: when at most 64 elements lack a marker, their claims (a completion marker may lag its acknowledgement; each claim read once) |
 //!
 //! with N elements handed out, C completed, F failed and W workers: for
 //! 10,000 elements and 50 workers at most 10 + 10 + 1 + 1 lists and 50
@@ -29,7 +30,9 @@ use anyhow::Result;
 use cloudmux::clock::{Stopwatch, rfc3339_micros, unix_millis};
 use cloudmux::cond::CondDoc;
 use cloudmux::mux::layout::{SessionLayout, claim_index, claim_name, claim_width};
-use cloudmux::mux::{LeaseTerms, Multiplexer, MuxId, SessionDoc, SessionStat, WorkerProgress};
+use cloudmux::mux::{
+    Claim, ClaimState, LeaseTerms, Multiplexer, MuxId, SessionDoc, SessionStat, WorkerProgress,
+};
 use cloudmux::{ErrorKind, ListQuery, UPath};
 use serde::Serialize;
 
@@ -239,9 +242,15 @@ pub(crate) struct Watcher {
     width: usize,
     terms: Option<LeaseTerms>,
     summaries: BTreeMap<String, Summary>,
+    /// Leased: elements whose claim was read acknowledged, marker or not.
+    acked: std::collections::BTreeSet<usize>,
     history: VecDeque<(Duration, usize)>,
     clock: Stopwatch,
 }
+
+/// Elements without a marker whose claims a refresh reads (see
+/// [`Watcher::settle_lagging`]).
+const LAGGING: usize = 64;
 
 impl Watcher {
     pub(crate) async fn new(mux: &Multiplexer, id: &MuxId) -> Result<Watcher> {
@@ -252,13 +261,20 @@ impl Watcher {
             width: doc.width,
             terms: doc.mode.lease().copied(),
             summaries: BTreeMap::new(),
+            acked: std::collections::BTreeSet::new(),
             history: VecDeque::new(),
             clock: Stopwatch::system(),
         })
     }
 
-    /// Counts the direct children of `dir` that are element names.
-    async fn count(&self, dir: &UPath, requests: &mut u64) -> cloudmux::Result<usize> {
+    /// The elements named below `dir` (claims or markers), marked in `seen`
+    /// when given; returns how many.
+    async fn count(
+        &self,
+        dir: &UPath,
+        mut seen: Option<&mut Vec<bool>>,
+        requests: &mut u64,
+    ) -> cloudmux::Result<usize> {
         let mut token = None;
         let mut n = 0;
         loop {
@@ -269,20 +285,58 @@ impl Watcher {
                 })
                 .await?;
             *requests += 1;
-            n += page
-                .objects
-                .iter()
-                .filter(|o| {
-                    claim_index(&o.key, self.width, self.total).is_some_and(|i| {
-                        dir.relative(&o.key) == Some(claim_name(i, self.width).as_str())
-                    })
-                })
-                .count();
+            for o in &page.objects {
+                let Some(i) = claim_index(&o.key, self.width, self.total) else {
+                    continue;
+                };
+                if dir.relative(&o.key) != Some(claim_name(i, self.width).as_str()) {
+                    continue;
+                }
+                n += 1;
+                if let Some(s) = seen.as_deref_mut() {
+                    s[i] = true;
+                }
+            }
             match page.next {
                 Some(t) => token = Some(t),
                 None => return Ok(n),
             }
         }
+    }
+
+    /// Leased sessions near their end: a completion marker may lag its
+    /// claim (it goes out with its worker's next request), so when at most
+    /// [`LAGGING`] elements lack a marker, their claims say (each read once:
+    /// an acknowledged claim stays so).
+    async fn settle_lagging(
+        &mut self,
+        finished: &[bool],
+        requests: &mut u64,
+    ) -> cloudmux::Result<(usize, usize)> {
+        let missing: Vec<usize> = (0..self.total)
+            .filter(|&i| !finished[i] && !self.acked.contains(&i))
+            .collect();
+        let mut failed = 0;
+        if missing.len() <= LAGGING {
+            let claims = self.session.claims()?;
+            for i in missing {
+                *requests += 1;
+                let c = CondDoc::<Claim>::new(claims.join(&claim_name(i, self.width))?)
+                    .read()
+                    .await?;
+                match c.and_then(|c| c.body.state) {
+                    Some(ClaimState::Done) => {
+                        self.acked.insert(i);
+                    }
+                    Some(ClaimState::Failed) => failed += 1,
+                    _ => {}
+                }
+            }
+        }
+        let acked = (0..self.total)
+            .filter(|i| !finished[*i] && self.acked.contains(i))
+            .count();
+        Ok((acked, failed))
     }
 
     async fn read_summaries(&mut self, requests: &mut u64) -> cloudmux::Result<()> {
@@ -333,10 +387,23 @@ impl Watcher {
     /// One refresh: lists and changed summaries only (see the module docs).
     pub(crate) async fn refresh(&mut self) -> cloudmux::Result<Snapshot> {
         let mut requests = 0;
-        let claimed = self.count(&self.session.claims()?, &mut requests).await?;
-        let failed = self.count(&self.session.failed()?, &mut requests).await?;
+        let claimed = self
+            .count(&self.session.claims()?, None, &mut requests)
+            .await?;
+        let mut finished = vec![false; self.total];
+        let mut failed = self
+            .count(&self.session.failed()?, Some(&mut finished), &mut requests)
+            .await?;
         let completed = match self.terms {
-            Some(_) => Some(self.count(&self.session.done()?, &mut requests).await?),
+            Some(_) => {
+                let mut c = self
+                    .count(&self.session.done()?, Some(&mut finished), &mut requests)
+                    .await?;
+                let (acked, lagging_failed) = self.settle_lagging(&finished, &mut requests).await?;
+                c += acked;
+                failed += lagging_failed;
+                Some(c)
+            }
             None => None,
         };
         self.read_summaries(&mut requests).await?;
