@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cloud Run: one job execution of N tasks shares the elements of a dataset.
 #
-#   BUCKET=my-bucket REGION=europe-west1 IMAGE=europe-west1-docker.pkg.dev/p/r/cloudmux-worker \
+#   BUCKET=my-bucket REGION=europe-west1 IMAGE=registry.example/cloudmux-worker \
 #   SERVICE_ACCOUNT=worker@my-project.iam.gserviceaccount.com N=20 bash examples/cloud-run/run.sh params.jsonl
 set -euo pipefail
 : "${BUCKET:?}" "${REGION:?}" "${IMAGE:?the worker image}" "${SERVICE_ACCOUNT:?with permissions/gcs-role.yaml}"

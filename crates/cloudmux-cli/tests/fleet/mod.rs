@@ -57,6 +57,9 @@ pub(crate) struct Fleet {
     pub(crate) env: Vec<(String, String)>,
     /// A local folder for output files, counters, joblogs.
     pub(crate) scratch: tempfile::TempDir,
+    /// The shortest lease a scenario may ask for, in seconds (GCS allows one
+    /// write per object per second, so leases there are at least 2 s).
+    pub(crate) min_lease_s: f64,
 }
 
 impl Fleet {
@@ -70,6 +73,7 @@ impl Fleet {
             root: root.to_str().expect("a UTF-8 path").to_string(),
             env: Vec::new(),
             scratch,
+            min_lease_s: 0.0,
         }
     }
 
@@ -80,12 +84,18 @@ impl Fleet {
             root: root.trim_end_matches('/').to_string(),
             env,
             scratch: tempfile::tempdir().expect("a temporary folder"),
+            min_lease_s: 0.0,
         }
     }
 
     /// True when the root is a local folder (some checks look at files).
     pub(crate) fn is_local(&self) -> bool {
         !self.root.contains("://") || self.root.starts_with("file://")
+    }
+
+    /// A `--lease` value: `s` seconds, or [`min_lease_s`](Self::min_lease_s).
+    pub(crate) fn lease(&self, s: f64) -> String {
+        s.max(self.min_lease_s).to_string()
     }
 
     /// A file in the scratch folder.

@@ -85,7 +85,7 @@ pub(crate) fn children_run_each_element_once(f: &Fleet) {
 pub(crate) fn failures_retries_and_joblog(f: &Fleet) {
     let n = 60;
     let ds = f.dataset(&(0..n).map(|i| format!("{i}\n")).collect::<String>());
-    let id = f.session(&ds, &["--lease", "10", "--max-attempts", "2"]);
+    let id = f.session(&ds, &["--lease", &f.lease(10.0), "--max-attempts", "2"]);
     let log = f.file("jobs.tsv");
     let script = r#"case $((CLOUDMUX_INDEX % 10)) in 3) exit 1;; 7) exit 42;; esac"#;
     let workers: Vec<_> = (0..3)
@@ -254,7 +254,7 @@ pub(crate) fn default_session_failures_and_timeout(f: &Fleet) {
 /// another worker long before the 60 s lease could have expired.
 pub(crate) fn sigterm_releases_the_running_element(f: &Fleet) {
     let ds = f.dataset("\"a\"\n\"b\"\n\"c\"\n");
-    let id = f.session(&ds, &["--lease", "60"]);
+    let id = f.session(&ds, &["--lease", &f.lease(60.0)]);
     let started = f.file("started");
     let slow = format!(
         "echo \"$CLOUDMUX_INDEX\" > '{}'; exec sleep 60",
@@ -301,7 +301,7 @@ pub(crate) fn sigterm_releases_the_running_element(f: &Fleet) {
 pub(crate) fn kill9_workers_lose_nothing(f: &Fleet) {
     let n = 400;
     let ds = f.dataset(&(0..n).map(|i| format!("{i}\n")).collect::<String>());
-    let id = f.session(&ds, &["--lease", "2"]);
+    let id = f.session(&ds, &["--lease", &f.lease(2.0)]);
     let args = ["work", id.as_str(), "--sleep-ms", "50"];
     let mut workers: Vec<(String, super::Proc)> = (0..8)
         .map(|w| {
@@ -374,7 +374,7 @@ pub(crate) fn kill9_workers_lose_nothing(f: &Fleet) {
 pub(crate) fn sigstop_past_the_lease_is_fenced(f: &Fleet) {
     let n = 5;
     let ds = f.dataset(&(0..n).map(|i| format!("{i}\n")).collect::<String>());
-    let id = f.session(&ds, &["--lease", "1"]);
+    let id = f.session(&ds, &["--lease", &f.lease(1.0)]);
     let a = f.spawn(
         &["work", &id, "--worker-id", "stopped", "--sleep-ms", "3000"],
         "a",
@@ -572,7 +572,7 @@ pub(crate) fn doctor_passes(f: &Fleet) {
 pub(crate) fn stat_watch_follows_a_run(f: &Fleet) {
     let n = 240;
     let ds = f.dataset(&(0..n).map(|i| format!("{i}\n")).collect::<String>());
-    let id = f.session(&ds, &["--lease", "10"]);
+    let id = f.session(&ds, &["--lease", &f.lease(10.0)]);
     let watch = f.spawn(
         &["stat", &id, "--watch", "--json", "--interval", "0.3"],
         "watch",
