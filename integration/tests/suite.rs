@@ -11,6 +11,7 @@
 
 mod common;
 mod conformance;
+mod fleet;
 mod mux;
 mod processes;
 mod registry;
@@ -21,6 +22,7 @@ fn main() {
     let kind = cloudmux_integration::backend::Kind::from_env();
     let mut trials = Vec::new();
     trials.extend(conformance::trials(kind));
+    trials.extend(fleet::trials(kind));
     trials.extend(mux::trials(kind));
     trials.extend(processes::trials(kind));
     trials.extend(registry::trials(kind));
