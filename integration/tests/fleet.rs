@@ -46,7 +46,11 @@ pub(crate) fn trials(kind: Kind) -> Vec<Trial> {
             kind,
             scenarios::children_run_each_element_once,
         ),
-        scenario("kill9_workers_lose_nothing", kind, scenarios::kill9_workers_lose_nothing),
+        scenario(
+            "kill9_workers_lose_nothing",
+            kind,
+            scenarios::kill9_workers_lose_nothing,
+        ),
         scenario(
             "sigstop_past_the_lease_is_fenced",
             kind,
@@ -57,9 +61,21 @@ pub(crate) fn trials(kind: Kind) -> Vec<Trial> {
             kind,
             scenarios::sigterm_releases_the_running_element,
         ),
-        scenario("failures_retries_and_joblog", kind, scenarios::failures_retries_and_joblog),
-        scenario("lock_guards_a_counter", kind, scenarios::lock_guards_a_counter),
+        scenario(
+            "failures_retries_and_joblog",
+            kind,
+            scenarios::failures_retries_and_joblog,
+        ),
+        scenario(
+            "lock_guards_a_counter",
+            kind,
+            scenarios::lock_guards_a_counter,
+        ),
         scenario("doctor_passes", kind, scenarios::doctor_passes),
-        scenario("stat_watch_follows_a_run", kind, scenarios::stat_watch_follows_a_run),
+        scenario(
+            "stat_watch_follows_a_run",
+            kind,
+            scenarios::stat_watch_follows_a_run,
+        ),
     ]
 }
