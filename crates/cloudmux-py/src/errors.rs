@@ -96,12 +96,16 @@ fn to_py_in(py: Python<'_>, e: &Error) -> PyErr {
         ("op", s(e.op())),
         ("path", e.path().map_or_else(none, s)),
     ];
-    if matches!(
-        kind,
-        ErrorKind::NotFound | ErrorKind::AlreadyExists | ErrorKind::PermissionDenied
-    ) {
-        // OSError's own attribute, as open() sets it.
-        attrs.push(("filename", e.path().map_or_else(none, s)));
+    // OSError's errno, as open() sets it (`filename` stays unset: the
+    // message names the path, and OSError would print it twice).
+    let errno = match kind {
+        ErrorKind::NotFound => Some(2),          // ENOENT
+        ErrorKind::AlreadyExists => Some(17),    // EEXIST
+        ErrorKind::PermissionDenied => Some(13), // EACCES
+        _ => None,
+    };
+    if let Some(n) = errno {
+        attrs.push(("errno", pyo3::types::PyInt::new(py, n).into_any().unbind()));
     }
     if let Some(info) = e.lock_info() {
         let secs = |t: std::time::SystemTime| -> Py<PyAny> {

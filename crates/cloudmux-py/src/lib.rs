@@ -53,5 +53,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mux::Task>()?;
     m.add_function(wrap_pyfunction!(mux::parse_mux_id, m)?)?;
     m.add_function(wrap_pyfunction!(task_index_vars, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::after_fork_in_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::after_fork_in_child, m)?)?;
+    // Quiet the runtime around every os.fork() (see the runtime module).
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("before", m.getattr("before_fork")?)?;
+    kwargs.set_item("after_in_parent", m.getattr("after_fork_in_parent")?)?;
+    kwargs.set_item("after_in_child", m.getattr("after_fork_in_child")?)?;
+    m.py()
+        .import("os")?
+        .getattr("register_at_fork")?
+        .call((), Some(&kwargs))?;
     Ok(())
 }

@@ -11,7 +11,10 @@ use pyo3::types::PyDict;
 
 use crate::errors::{IntoPy, guard, invalid, other};
 use crate::path::seconds;
-use crate::runtime::{PidBound, wait};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::{PidBound, track_lease, wait};
 use crate::value::{self, Mode, Unpickle, Value};
 
 /// Parses a mux id.
@@ -54,7 +57,7 @@ impl Dataset {
     fn mux(&self, py: Python<'_>) -> PyResult<Multiplexer> {
         {
             let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = live.as_ref().and_then(PidBound::get) {
+            if let Some(m) = live.as_ref().and_then(PidBound::get_fresh) {
                 return Ok(m.clone());
             }
         }
@@ -222,6 +225,11 @@ pub(crate) struct Worker {
     unpickle: Unpickle,
     /// Opened on first use in each process.
     inner: Option<PidBound<cloudmux::mux::Worker<Value>>>,
+    /// Leased sessions: the heartbeat interval (the backend's write
+    /// interval taken into account), and the lease of the element last
+    /// handed out by iteration, kept so that its heartbeat survives a fork.
+    heartbeat: Duration,
+    current: Option<PidBound<Arc<Lease>>>,
 }
 
 impl Worker {
@@ -281,6 +289,8 @@ impl Worker {
                     Unpickle::Refuse
                 },
                 inner: None,
+                heartbeat: Duration::from_secs(1),
+                current: None,
             })
         })
     }
@@ -316,14 +326,28 @@ impl Worker {
     }
 
     /// The next element, or `StopIteration` when the session has none left.
+    /// In a leased session, asking for it acknowledges the previous one.
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         guard(|| {
             let unpickle = self.unpickle;
+            let heartbeat = self.heartbeat;
             let w = self.inner(py)?;
-            match wait(py, w.next())? {
-                None => Ok(None),
+            match wait(py, w.next_task())? {
+                None => {
+                    self.current = None;
+                    Ok(None)
+                }
                 Some(Err(e)) => Err(crate::errors::to_py(e)),
-                Some(Ok((i, v))) => Ok(Some(value::to_py(py, &v, i, unpickle)?.unbind())),
+                Some(Ok(t)) => {
+                    self.current = t.lease().cloned().map(|l| {
+                        let l = Arc::new(l);
+                        track_lease(&l, heartbeat);
+                        PidBound::new(l)
+                    });
+                    Ok(Some(
+                        value::to_py(py, &t.value, t.index, unpickle)?.unbind(),
+                    ))
+                }
             }
         })
     }
@@ -333,17 +357,23 @@ impl Worker {
     fn next_task(&mut self, py: Python<'_>) -> PyResult<Option<Task>> {
         guard(|| {
             let unpickle = self.unpickle;
+            let heartbeat = self.heartbeat;
             let w = self.inner(py)?;
             match wait(py, w.next_task())? {
                 None => Ok(None),
                 Some(Err(e)) => Err(crate::errors::to_py(e)),
                 Some(Ok(t)) => {
                     let value = value::to_py(py, &t.value, t.index, unpickle)?.unbind();
+                    let lease = t.lease().cloned().map(|l| {
+                        let l = Arc::new(l);
+                        track_lease(&l, heartbeat);
+                        PidBound::new(l)
+                    });
                     Ok(Some(Task {
                         index: t.index,
                         attempt: t.attempt(),
                         value,
-                        lease: Mutex::new(t.lease().cloned().map(PidBound::new)),
+                        lease: Mutex::new(lease),
                     }))
                 }
             }
@@ -361,11 +391,11 @@ pub(crate) struct Task {
     index: usize,
     attempt: u64,
     value: Py<PyAny>,
-    lease: Mutex<Option<PidBound<Lease>>>,
+    lease: Mutex<Option<PidBound<Arc<Lease>>>>,
 }
 
 impl Task {
-    fn lease(&self) -> Option<Lease> {
+    fn lease(&self) -> Option<Arc<Lease>> {
         let l = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         l.as_ref().and_then(PidBound::get).cloned()
     }

@@ -16,7 +16,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{IntoPy, guard, invalid};
-use crate::runtime::{PidBound, wait};
+use std::sync::Arc;
+
+use crate::runtime::{PidBound, track_lock, wait};
 
 /// Seconds from Python as a duration.
 pub(crate) fn seconds(what: &str, s: f64) -> PyResult<Duration> {
@@ -47,7 +49,7 @@ impl Path {
     pub(crate) fn open(&self, py: Python<'_>) -> PyResult<UPath> {
         {
             let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(p) = live.as_ref().and_then(PidBound::get) {
+            if let Some(p) = live.as_ref().and_then(PidBound::get_fresh) {
                 return Ok(p.clone());
             }
         }
@@ -290,6 +292,8 @@ impl Path {
                 Ok::<_, cloudmux::Error>(g)
             })?
             .py_err()?;
+            let g = Arc::new(g);
+            track_lock(&g);
             Ok(Lock {
                 token: g.fencing_token(),
                 holder: g.holder().to_string(),
@@ -310,11 +314,11 @@ pub(crate) struct Lock {
     token: u64,
     holder: String,
     lock_url: String,
-    guard: Mutex<Option<PidBound<LockGuard>>>,
+    guard: Mutex<Option<PidBound<Arc<LockGuard>>>>,
 }
 
 impl Lock {
-    fn current(&self) -> Option<LockGuard> {
+    fn current(&self) -> Option<Arc<LockGuard>> {
         let g = self.guard.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref().and_then(PidBound::get).cloned()
     }

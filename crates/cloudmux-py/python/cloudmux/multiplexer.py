@@ -300,13 +300,13 @@ class Multiplexer(Iterable[Any]):
         with a new attempt budget; returns how many."""
         return self._ds().retry_failed(self._id(mux_id))
 
-    def destroy(self, *, force: bool = False) -> int:
-        """Deletes the dataset and all its sessions; returns the number of
-        objects removed. Refuses (``cloudmux.PreconditionError``) while a
-        session is still running, unless ``force``: its workers then stop
-        with an error (this waits about 12 s for them to notice). An
-        interrupted destroy can be run again."""
-        return self._ds().destroy(force)
+    def destroy(self, *, force: bool = False) -> None:
+        """Deletes the dataset and all its sessions. Refuses
+        (``cloudmux.PreconditionError``) while a session is still running,
+        unless ``force``: its workers then stop with an error (this waits
+        about 12 s for them to notice). An interrupted destroy can be run
+        again."""
+        self._ds().destroy(force)
 
     def __repr__(self) -> str:
         if self._mux_id is None:
