@@ -41,9 +41,26 @@ fn task_index_vars() -> Vec<&'static str> {
     cloudmux::util::TASK_INDEX_VARS.to_vec()
 }
 
+/// Sends the Rust side's logs to stderr when `CLOUDMUX_LOG` holds a filter
+/// (`info`, `debug`, `cloudmux_mux=trace`, ...).
+fn init_logging() {
+    let Ok(filter) = std::env::var("CLOUDMUX_LOG") else {
+        return;
+    };
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter.trim()) else {
+        return;
+    };
+    // Another extension may have installed a subscriber: keep it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// The native module of the `cloudmux` Python package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_logging();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("PICKLE_EXT_TYPE", value::PICKLE_EXT)?;
     m.add_class::<path::Path>()?;

@@ -73,6 +73,12 @@ def _s3_setup() -> Optional[str]:
 BACKENDS = ["local", "s3"]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before any worker process exists: a forkserver, once started, keeps
+    # the environment it started with.
+    _s3_setup()
+
+
 @pytest.fixture
 def local_root(tmp_path: pathlib.Path) -> LocalUpath:
     """A fresh, empty local folder."""
