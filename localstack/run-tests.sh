@@ -4,6 +4,10 @@
 # tests (emu_crate_tests) where it names them, and always stops the emulators
 # again. Exits non-zero when an emulator could not start or any suite failed.
 #
+# Everything is built and run as `cargo test --workspace ...`, the same
+# package selection and so the same feature set as `cargo test --workspace`
+# in scripts/test.sh: nothing is compiled a second time.
+#
 #   bash localstack/run-tests.sh                       # all four emulators
 #   CLOUDMUX_EMULATORS=moto bash localstack/run-tests.sh
 #   bash localstack/run-tests.sh -- --test-threads 4   # extra args for the test binary
@@ -39,10 +43,32 @@ echo "run-tests.sh: up.sh took $(emu_since "$t0") s"
 # shellcheck disable=SC1091
 source "$EMU_STATE/env"
 
-# Build once, outside the timed runs.
+# Build once, outside the timed runs: exactly what `cargo test --workspace`
+# builds (after scripts/test.sh's test step this is a no-op).
 t0=$(emu_now)
-(cd "$ROOT" && cargo test -p cloudmux-integration --no-run --quiet) || exit 1
+(cd "$ROOT" && cargo test --workspace --no-run --quiet) || exit 1
 echo "run-tests.sh: build took $(emu_since "$t0") s"
+
+# Runs a cargo command in the workspace, its output also in the file $1;
+# returns the command's status.
+run_logged() {
+    local log="$1"
+    shift
+    (cd "$ROOT" && "$@") 2>&1 | tee "$log"
+    return "${PIPESTATUS[0]}"
+}
+
+# "N passed, N failed, N ignored" summed over the test binaries in a log.
+counts() {
+    awk '/^test result:/ {
+            for (i = 1; i <= NF; i++) {
+                if ($(i) ~ /^passed/) p += $(i - 1)
+                if ($(i) ~ /^failed/) f += $(i - 1)
+                if ($(i) ~ /^ignored/) g += $(i - 1)
+            }
+         }
+         END { printf "%d passed, %d failed, %d ignored", p, f, g }' "$1"
+}
 
 # Stops one emulator and starts it again through up.sh (which rewrites the
 # env file for that emulator only; this script sourced the full one already).
@@ -66,37 +92,41 @@ for name in $CLOUDMUX_STARTED_EMULATORS; do
         continue
     fi
     read -r -a suite_env <<<"$(emu_test_env)"
+    suite=(env "${suite_env[@]}" cargo test --workspace --test suite -- "${extra[@]}")
+    log="$EMU_STATE/$name.suite.log"
     echo ""
     echo "=== integration suite on $name: ${suite_env[*]} ==="
     t0=$(emu_now)
-    if (cd "$ROOT" && env "${suite_env[@]}" cargo test -p cloudmux-integration -- "${extra[@]}"); then
-        results+=("$name: PASSED in $(emu_since "$t0") s")
+    if run_logged "$log" "${suite[@]}"; then
+        results+=("$name: PASSED in $(emu_since "$t0") s ($(counts "$log"))")
     elif ! emu_ready && restart_emulator "$name"; then
         # The emulator itself stopped answering (seen once with Azurite under
         # heavy load). Say so loudly, restart it, and run the suite once more;
         # a suite that fails against a live emulator is never retried.
         emu_loud "[$name] the emulator stopped answering during the suite; restarted, running it again"
         t0=$(emu_now)
-        if (cd "$ROOT" && env "${suite_env[@]}" cargo test -p cloudmux-integration -- "${extra[@]}"); then
-            results+=("$name: PASSED in $(emu_since "$t0") s after an emulator restart")
+        if run_logged "$log" "${suite[@]}"; then
+            results+=("$name: PASSED in $(emu_since "$t0") s after an emulator restart ($(counts "$log"))")
         else
-            results+=("$name: FAILED after $(emu_since "$t0") s (also after an emulator restart)")
+            results+=("$name: FAILED after $(emu_since "$t0") s, also after an emulator restart ($(counts "$log"))")
             status=1
         fi
     else
-        results+=("$name: FAILED after $(emu_since "$t0") s")
+        results+=("$name: FAILED after $(emu_since "$t0") s ($(counts "$log"))")
         status=1
     fi
-    # The backend crate's own emulator-only checks, when it has some.
+    # The backend crate's own emulator-only checks, when it has some: every
+    # crate's `emulator` test binary, filtered to this emulator's checks.
     if declare -F emu_crate_tests >/dev/null; then
-        read -r -a crate_args <<<"$(emu_crate_tests)"
+        filter="$(emu_crate_tests)"
+        log="$EMU_STATE/$name.crate.log"
         echo ""
-        echo "=== backend crate tests on $name: cargo test ${crate_args[*]} ==="
+        echo "=== backend crate tests on $name: cargo test --workspace --test emulator -- --ignored $filter ==="
         t0=$(emu_now)
-        if (cd "$ROOT" && env "${suite_env[@]}" cargo test "${crate_args[@]}"); then
-            results+=("$name (crate tests): PASSED in $(emu_since "$t0") s")
+        if run_logged "$log" env "${suite_env[@]}" cargo test --workspace --test emulator -- --ignored "$filter"; then
+            results+=("$name (crate tests): PASSED in $(emu_since "$t0") s ($(counts "$log"))")
         else
-            results+=("$name (crate tests): FAILED after $(emu_since "$t0") s")
+            results+=("$name (crate tests): FAILED after $(emu_since "$t0") s ($(counts "$log"))")
             status=1
         fi
     fi

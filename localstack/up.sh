@@ -13,8 +13,8 @@
 #   emu_ready    exit 0 once the server answers its readiness probe
 #   emu_env      print `export KEY=VALUE` lines naming its endpoint(s)
 # and, optionally, emu_test_env printing the `KEY=VALUE` words that select it in
-# the integration suite and emu_crate_tests printing the `cargo test` arguments
-# of its backend crate's emulator tests (both used by run-tests.sh).
+# the integration suite and emu_crate_tests printing the test-name filter of
+# its backend crate's emulator tests (both used by run-tests.sh).
 # Plug-ins find their folders in EMU_CACHE (installs), EMU_STATE (pid files,
 # logs, scratch) and EMU_HERE (localstack/); they have no stop of their own.
 #

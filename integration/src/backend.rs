@@ -1,18 +1,19 @@
 //! Which backend the suite runs on: one arm per backend.
 //!
-//! Every test calls [`setup`], which returns a [`Backend`] whose root is a
-//! fresh place for this run of the test binary: a new in-memory store, a new
-//! temporary directory, or a freshly created, randomly named S3 bucket
-//! (created once per run and shared by the tests of that run). Parallel runs
-//! therefore never meet.
+//! Every check that applies to the backend calls [`setup`], which returns a
+//! [`Backend`] whose root is a fresh place for this run of the test binary:
+//! a new in-memory store, a new temporary directory, or a freshly created,
+//! randomly named bucket or container (created once per run and shared by
+//! the checks of that run). Parallel runs therefore never meet. A selected
+//! backend that cannot be reached fails the check.
 //!
 //! To add a backend: a variant in [`Kind`], its name in [`Kind::from_env`],
 //! an arm in `Kind::prepare` (the run's bucket or directory, made once per
-//! process) and one in `Place::open` (a [`Backend`] per test: its root, the
-//! [`SuiteConfig`] that matches its capabilities and the environment its
-//! child processes need).
+//! process) and one in `Place::open` (a [`Backend`] per check: its root, the
+//! [`SuiteConfig`] sizing the conformance checks, which read the backend's
+//! capabilities from the store itself, and the environment its child
+//! processes need).
 
-use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -24,8 +25,6 @@ use tokio::sync::OnceCell;
 
 /// The environment variable selecting the backend.
 pub const BACKEND_VAR: &str = "CLOUDMUX_TEST_BACKEND";
-/// The environment variable that turns an unreachable backend into a failure.
-pub const REQUIRE_VAR: &str = "CLOUDMUX_REQUIRE_EMULATORS";
 
 /// The backends the suite knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +59,12 @@ impl Kind {
                 panic!("{BACKEND_VAR}={other:?} is not a backend (memory, local, s3, gcs, azure)")
             }
         }
+    }
+
+    /// True for the object stores reached through a cloud SDK (S3, GCS,
+    /// Azure), whose clients a registry keeps.
+    pub fn is_cloud(self) -> bool {
+        matches!(self, Kind::S3 | Kind::Gcs | Kind::Azure)
     }
 
     /// The backend's name.
@@ -141,19 +146,12 @@ pub struct Backend {
 #[derive(Debug)]
 struct Unreachable(String);
 
-/// True when `CLOUDMUX_REQUIRE_EMULATORS=1`.
-pub fn required() -> bool {
-    std::env::var(REQUIRE_VAR).is_ok_and(|v| v.trim() == "1")
-}
-
 /// The backend selected by the environment, with a fresh root for this run.
 ///
 /// # Panics
-/// When the backend is unreachable and [`required`]: the test fails with the
-/// reason. When it is unreachable and not required, a banner saying SKIPPED is
-/// written straight to stderr (past the test harness's capture) and the test
-/// process exits with status 0 before any check runs, so no check reports a
-/// pass it did not earn.
+/// When the selected backend cannot be reached (or refuses the setup): a
+/// test that was asked to run on a backend fails without it, it never
+/// passes unchecked.
 pub async fn setup() -> Backend {
     static PLACE: OnceCell<Result<Place, String>> = OnceCell::const_new();
     let kind = Kind::from_env();
@@ -162,11 +160,12 @@ pub async fn setup() -> Backend {
         .await;
     match r {
         Ok(place) => place.open(kind).await,
-        Err(why) if required() => panic!(
-            "backend '{}' is unreachable and {REQUIRE_VAR}=1: {why}",
+        Err(why) => panic!(
+            "backend '{}' (selected by {BACKEND_VAR}) cannot be reached: {why}\n\
+             Start the emulators with `bash localstack/run-tests.sh`, or one of them with \
+             `CLOUDMUX_EMULATORS=<name> bash localstack/up.sh && source localstack/.state/env`.",
             kind.name()
         ),
-        Err(why) => skip_process(kind, why),
     }
 }
 
@@ -174,20 +173,6 @@ pub async fn setup() -> Backend {
 pub async fn suite_root() -> (UPath, SuiteConfig) {
     let b = setup().await;
     (b.root, b.suite)
-}
-
-fn skip_process(kind: Kind, why: &str) -> ! {
-    let bar = "!".repeat(72);
-    let msg = format!(
-        "\n{bar}\n!!! SKIPPED: the whole cloudmux integration suite on backend '{}'.\n\
-         !!! The backend is unreachable: {why}\n\
-         !!! No check ran. Set {REQUIRE_VAR}=1 to make this a failure.\n{bar}\n",
-        kind.name()
-    );
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(msg.as_bytes());
-    let _ = err.flush();
-    std::process::exit(0)
 }
 
 /// One temporary directory per run, kept (the tests of the run share it).
@@ -226,8 +211,9 @@ async fn prepare_s3() -> Result<Place, Unreachable> {
             true,
         ),
     };
-    // Probe with one quick attempt, so an absent emulator is reported at once.
-    let mut probe_cfg = cfg.clone().sdk_attempts(1);
+    // Probe with a short connect timeout (and, as always, one attempt), so
+    // an absent emulator is reported at once.
+    let mut probe_cfg = cfg.clone();
     probe_cfg.connect_timeout = Duration::from_secs(3);
     let probe = S3Store::new(&bucket, &probe_cfg)
         .await
@@ -256,9 +242,9 @@ async fn prepare_s3() -> Result<Place, Unreachable> {
 
 async fn open_s3(bucket: &str, prefix: &str) -> Backend {
     let cfg = s3_config();
-    // Each test builds its own client: an SDK client's connection pool is
-    // bound to the tokio runtime it first ran on, and every #[tokio::test]
-    // has its own runtime.
+    // Each test builds its own client: every test runs on a runtime of its
+    // own, and an SDK client's pooled connections are served by the runtime
+    // that opened them.
     let store = S3Store::new(bucket, &cfg)
         .await
         .expect("bucket name checked");
@@ -329,7 +315,9 @@ fn azure_store(account: &str, container: &str) -> Result<Arc<cloudmux_azure::Azu
     let loc = cloudmux_azure::location::parse(&format!("az://{account}/{container}"))
         .map_err(|e| e.to_string())?;
     let cfg = cloudmux_azure::AzureConfig::from_env(&loc).map_err(|e| e.to_string())?;
-    cloudmux_azure::store_for(cfg).map_err(|e| e.to_string())
+    cloudmux_azure::AzureStore::new(cfg)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 /// A fresh, randomly named container on Azure or Azurite.

@@ -4,23 +4,26 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use cloudmux_core::testkit::fresh;
-use cloudmux_integration::backend;
+use cloudmux_integration::backend::{Backend, Kind};
+use libtest_mimic::Trial;
+
+use crate::common::{Needs, check};
+
+pub(crate) fn trials(kind: Kind) -> Vec<Trial> {
+    vec![check(
+        "processes::processes_race_to_create",
+        kind,
+        Needs::SharedAcrossProcesses,
+        processes_race_to_create,
+    )]
+}
 
 /// The helper binary built with this test.
 const HELPER: &str = env!("CARGO_BIN_EXE_cmx-helper");
 
 /// Four processes race to create the same 25 keys: each key has exactly one
 /// winner across processes, and holds that winner's body.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_race_to_create() {
-    let b = backend::setup().await;
-    if !b.shared_across_processes {
-        println!(
-            "processes_race_to_create: not applicable to backend '{}' (one process only)",
-            b.kind.name()
-        );
-        return;
-    }
+async fn processes_race_to_create(b: Backend) {
     let root = fresh(&b.root, "procs");
     let keys = 25;
     let mut children = Vec::new();

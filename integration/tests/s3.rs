@@ -4,17 +4,32 @@
 use bytes::Bytes;
 use cloudmux_core::testkit::fresh;
 use cloudmux_core::{ErrorKind, PutMode, Store};
-use cloudmux_integration::backend::{self, Kind};
-use cloudmux_s3::{S3Config, S3Store};
+use cloudmux_integration::backend::{self, Backend, Kind};
+use cloudmux_s3::S3Store;
+use libtest_mimic::Trial;
+
+use crate::common::{Needs, check};
+
+pub(crate) fn trials(kind: Kind) -> Vec<Trial> {
+    vec![
+        check(
+            "s3::etags_are_passed_back_verbatim",
+            kind,
+            Needs::Only(Kind::S3),
+            etags_are_passed_back_verbatim,
+        ),
+        check(
+            "s3::missing_bucket_is_not_found",
+            kind,
+            Needs::Only(Kind::S3),
+            missing_bucket_is_not_found,
+        ),
+    ]
+}
 
 /// ETags come back quoted, exactly as S3 sends them, and the same token works
 /// for a compare-and-swap; a stale one loses.
-#[tokio::test]
-async fn etags_are_passed_back_verbatim() {
-    let b = backend::setup().await;
-    if b.kind != Kind::S3 {
-        return;
-    }
+async fn etags_are_passed_back_verbatim(b: Backend) {
     let root = fresh(&b.root, "etag");
     let store = root.store().clone();
     let k = format!("{}/obj", root.key());
@@ -57,40 +72,20 @@ async fn etags_are_passed_back_verbatim() {
 }
 
 /// A bucket that does not exist is NotFound, named in the message.
-#[tokio::test]
-async fn missing_bucket_is_not_found() {
-    let b = backend::setup().await;
-    if b.kind != Kind::S3 {
-        return;
-    }
+async fn missing_bucket_is_not_found(_: Backend) {
     let name = format!("cmx-missing-{}", &cloudmux_core::util::nonce()[..12]);
     let store = S3Store::new(&name, &backend::s3_config()).await.unwrap();
     let e = store.get("x").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.is_bucket_missing(), "{e:?}");
     assert!(e.to_string().contains(&name), "{e}");
     let e = store
         .put("x", Bytes::from_static(b"x"), PutMode::Create)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.is_bucket_missing(), "{e:?}");
     let e = store.list(Default::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-}
-
-/// Nothing listening: a Transient error that says so, without hanging.
-#[tokio::test]
-async fn unreachable_endpoint_is_transient() {
-    let b = backend::setup().await;
-    if b.kind != Kind::S3 {
-        return;
-    }
-    // Port 9 (discard) on loopback: nothing listens there on these machines.
-    let cfg = S3Config::new()
-        .endpoint("http://127.0.0.1:9")
-        .region("us-east-1")
-        .sdk_attempts(1);
-    let store = S3Store::new("any-bucket", &cfg).await.unwrap();
-    let e = store.get("x").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
-    assert!(e.to_string().contains("any-bucket"), "{e}");
+    assert!(e.is_bucket_missing(), "{e:?}");
 }

@@ -61,7 +61,10 @@ emu_env() {
 }
 
 # The integration suite against LocalStack: the S3 backend with dummy credentials.
+# The fleet scenarios of the `cloudmux` command (OS processes, SIGKILL,
+# SIGSTOP, locks) run against this emulator only (CLOUDMUX_TEST_FLEET=1).
 emu_test_env() {
     echo "CLOUDMUX_TEST_BACKEND=s3 CLOUDMUX_S3_ENDPOINT=http://127.0.0.1:$LOCALSTACK_PORT" \
-        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+        "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1" \
+        "CLOUDMUX_TEST_FLEET=1"
 }

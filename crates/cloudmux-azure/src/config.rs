@@ -43,7 +43,7 @@ pub const ENV_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
 pub const ENV_SAS_TOKEN: &str = "AZURE_STORAGE_SAS_TOKEN";
 
 /// How requests are authenticated.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// The account key (base64): an account SAS is minted from it in process.
     AccountKey(Secret),
@@ -67,8 +67,10 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// Everything an [`AzureStore`](crate::AzureStore) needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything an [`AzureStore`](crate::AzureStore) needs. Account, endpoint
+/// and credential make an [`AzureClient`](crate::AzureClient); the container
+/// is chosen per store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AzureConfig {
     /// The storage account.
     pub account: String,

@@ -1,83 +1,52 @@
-//! Mapping Azure's answers onto [`ErrorKind`].
+//! Mapping Azure's answers onto the core [`Error`].
 //!
-//! The mapping is a pure function of the operation, the HTTP status and the
-//! service's error code (`x-ms-error-code`), so each provider quirk is one
-//! tested line. Messages carry the status, the error code, the container and
-//! the key: never the request URL, which holds the SAS.
+//! [`classify`] is a pure function of the operation (the core's one [`Op`]
+//! taxonomy), the HTTP status and the service's error code
+//! (`x-ms-error-code`): Azure's codes first, each provider quirk one tested
+//! line, then [`cloudmux_core::http::classify`] for what the codes do not
+//! settle. A missing container is [`Missing::Bucket`], read from the code
+//! `ContainerNotFound` and never from a message; requests that certainly did
+//! not take effect (no connection, throttled) are marked
+//! [`Error::not_applied`]. Messages carry the status, the error code, the
+//! container and the key: never the request URL, which holds the SAS.
 
-use cloudmux_core::{Error, ErrorKind};
+use cloudmux_core::{Error, ErrorKind, Missing, Op, http};
 
-/// What was being done when Azure answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Get,
-    Head,
-    /// `Put` with `PutMode::Overwrite`.
-    Put,
-    /// `Put` with `PutMode::Create` (`If-None-Match: *`).
-    Create,
-    /// `Put` with `PutMode::Update` (`If-Match: <etag>`).
-    Update,
-    Delete,
-    /// Delete with `If-Match`.
-    DeleteIf,
-    List,
-    CreateContainer,
-}
-
-impl Op {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Op::Get => "get",
-            Op::Head => "head",
-            Op::Put => "put",
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Delete => "delete",
-            Op::DeleteIf => "delete_if",
-            Op::List => "list",
-            Op::CreateContainer => "create_container",
-        }
-    }
-}
-
-/// The kind for an HTTP error answer.
-pub(crate) fn kind_for_status(op: Op, status: u16, code: Option<&str>) -> ErrorKind {
+/// The error of an HTTP error answer (without path and message).
+pub(crate) fn classify(op: Op, status: u16, code: Option<&str>) -> Error {
     let code = code.unwrap_or_default();
-    match status {
+    let new = |kind: ErrorKind| Error::new(kind, op.name());
+    match (status, code) {
         // A missing container is a configuration problem whatever the op.
-        404 if code == "ContainerNotFound" => ErrorKind::NotFound,
-        // If-Match on a missing blob: Azure answers 404 BlobNotFound; for a
-        // compare-and-swap that is a lost race (the object is gone).
-        404 if matches!(op, Op::Update | Op::DeleteIf) => ErrorKind::Precondition,
-        404 => ErrorKind::NotFound,
-        // Quirk: Azurite answers a create-if-absent that finds the blob with
-        // 409 BlobAlreadyExists; real Azure answers 412 ConditionNotMet.
-        409 if code == "BlobAlreadyExists" => ErrorKind::AlreadyExists,
-        409 if code == "ContainerAlreadyExists" => ErrorKind::AlreadyExists,
+        (404, "ContainerNotFound") => Error::not_found(op.name(), Missing::Bucket),
         // The container is being deleted: it is, for our purposes, gone.
-        409 if code == "ContainerBeingDeleted" => ErrorKind::NotFound,
+        (409, "ContainerBeingDeleted") => Error::not_found(op.name(), Missing::Bucket),
+        // If-Match on a missing blob: Azure answers 404 BlobNotFound; for a
+        // compare-and-swap that is a lost race (the shared rule says so).
+        (404, "BlobNotFound") if !matches!(op, Op::Update | Op::DeleteIf) => {
+            Error::not_found(op.name(), Missing::Object)
+        }
+        // Quirk: Azurite answers a create-if-absent that finds the blob with
+        // 409 BlobAlreadyExists; real Azure answers 412 ConditionNotMet (the
+        // shared rule for a 412 to a create).
+        (409, "BlobAlreadyExists" | "ContainerAlreadyExists") => new(ErrorKind::AlreadyExists),
         // A lease on the blob blocks a write or delete that carries no lease id:
         // another writer holds it, like a lost compare-and-swap.
-        409 | 412 if code.starts_with("Lease") => ErrorKind::Precondition,
-        409 => ErrorKind::Other,
-        // Real Azure's answer to If-None-Match: * on an existing blob.
-        412 if op == Op::Create => ErrorKind::AlreadyExists,
-        412 if matches!(op, Op::Update | Op::DeleteIf) => ErrorKind::Precondition,
+        (409 | 412, c) if c.starts_with("Lease") => new(ErrorKind::Precondition),
         // A multi-part download pins later parts to the first part's ETag: 412
         // means the blob changed while being read. Reading again will succeed.
-        412 if op == Op::Get => ErrorKind::Transient,
-        412 => ErrorKind::Precondition,
-        400 | 411 | 413 | 414 | 416 => ErrorKind::InvalidInput,
-        // 401 appears with a malformed or expired bearer token, 403 for a bad
-        // signature (AuthenticationFailed) or missing role (AuthorizationPermissionMismatch).
-        401 | 403 => ErrorKind::PermissionDenied,
-        408 | 429 => ErrorKind::Transient,
-        // Quirk: some emulators answer 501 for features they lack; retrying
-        // will not help.
-        501 => ErrorKind::Unsupported,
-        500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Other,
+        (412, _) if op == Op::Get => new(ErrorKind::Transient),
+        // 503 ServerBusy and 429 are refusals at the door (not applied); 401
+        // comes with a malformed or expired bearer token, 403 with a bad
+        // signature (AuthenticationFailed) or a missing role
+        // (AuthorizationPermissionMismatch); some emulators answer 501 for
+        // features they lack; other 409s are left to the caller as Other.
+        _ => match http::classify(op, status) {
+            ErrorKind::Transient if http::refused_before_applying(status) => {
+                new(ErrorKind::Transient).not_applied()
+            }
+            kind => new(kind),
+        },
     }
 }
 
@@ -85,7 +54,8 @@ pub(crate) fn kind_for_status(op: Op, status: u16, code: Option<&str>) -> ErrorK
 /// (a transport error's text quotes the request URL, SAS included).
 pub(crate) fn from_azure(op: Op, container: &str, key: &str, e: &azure_core::Error) -> Error {
     use azure_core::error::ErrorKind as K;
-    let (kind, msg) = match e.kind() {
+    let transient = || Error::new(ErrorKind::Transient, op.name());
+    let err = match e.kind() {
         K::HttpResponse {
             status,
             error_code,
@@ -98,36 +68,35 @@ pub(crate) fn from_azure(op: Op, container: &str, key: &str, e: &azure_core::Err
                 .clone()
                 .filter(|c| !c.chars().all(|ch| ch.is_ascii_digit() || ch == ' '))
                 .or_else(|| raw_response.as_ref().and_then(|r| xml_code(r.body())));
-            let kind = kind_for_status(op, status, code.as_deref());
+            let err = classify(op, status, code.as_deref());
             let mut msg = format!("HTTP {status}");
             if let Some(c) = &code {
                 msg.push(' ');
                 msg.push_str(c);
             }
-            if code.as_deref() == Some("ContainerNotFound") {
+            if err.is_bucket_missing() {
                 msg.push_str(&format!(": the container '{container}' does not exist"));
             } else {
                 msg.push_str(&format!(" (container '{container}')"));
             }
-            (kind, msg)
+            err.with_message(msg)
         }
+        // The transport could not connect (name resolution, TCP, TLS): the
+        // request was never sent.
+        K::Connection => transient()
+            .not_applied()
+            .with_message(format!("could not connect: {}", redact(&e.to_string()))),
         // The request may or may not have reached the service: a write's
-        // outcome is unknown, which is exactly what Transient says.
-        K::Connection | K::Io => (
-            ErrorKind::Transient,
-            format!("transport failure: {}", redact(&e.to_string())),
-        ),
-        K::Credential => (
-            ErrorKind::PermissionDenied,
-            format!("no usable credential: {}", redact(&e.to_string())),
-        ),
-        K::DataConversion => (
-            ErrorKind::Corrupt,
-            format!("unexpected answer: {}", redact(&e.to_string())),
-        ),
-        _ => (ErrorKind::Other, redact(&e.to_string())),
+        // outcome is open, which is what a Transient without `not_applied` says.
+        K::Io => transient().with_message(format!("transport failure: {}", redact(&e.to_string()))),
+        K::Credential => Error::new(ErrorKind::PermissionDenied, op.name())
+            .not_applied()
+            .with_message(format!("no usable credential: {}", redact(&e.to_string()))),
+        K::DataConversion => Error::new(ErrorKind::Corrupt, op.name())
+            .with_message(format!("unexpected answer: {}", redact(&e.to_string()))),
+        _ => Error::new(ErrorKind::Other, op.name()).with_message(redact(&e.to_string())),
     };
-    Error::new(kind, op.name()).with_path(key).with_message(msg)
+    err.with_path(key)
 }
 
 /// `<Code>...</Code>` of an XML error body.
@@ -170,6 +139,10 @@ mod tests {
     use super::*;
     use ErrorKind as K;
 
+    fn kind_for_status(op: Op, status: u16, code: Option<&str>) -> ErrorKind {
+        classify(op, status, code).kind()
+    }
+
     #[test]
     fn status_mapping_covers_each_quirk() {
         let cases: &[(Op, u16, &str, ErrorKind)] = &[
@@ -191,7 +164,7 @@ mod tests {
             (Op::Put, 409, "LeaseIdMissing", K::Precondition),
             (Op::Put, 409, "SomethingElse", K::Other),
             (
-                Op::CreateContainer,
+                Op::CreateBucket,
                 409,
                 "ContainerAlreadyExists",
                 K::AlreadyExists,
@@ -220,6 +193,59 @@ mod tests {
                 "{op:?} {status} {code:?}"
             );
         }
+    }
+
+    #[test]
+    fn missing_container_and_missing_blob() {
+        for op in [
+            Op::Get,
+            Op::Head,
+            Op::Put,
+            Op::Create,
+            Op::Update,
+            Op::List,
+            Op::Delete,
+        ] {
+            let e = classify(op, 404, Some("ContainerNotFound"));
+            assert_eq!(e.missing(), Some(Missing::Bucket), "{op:?}");
+        }
+        assert!(classify(Op::Put, 409, Some("ContainerBeingDeleted")).is_bucket_missing());
+        let e = classify(Op::Get, 404, Some("BlobNotFound"));
+        assert_eq!(e.missing(), Some(Missing::Object));
+        assert!(!classify(Op::Delete, 404, None).is_bucket_missing());
+    }
+
+    #[test]
+    fn refusals_were_not_applied_and_the_rest_may_have() {
+        for (status, code) in [(503, "ServerBusy"), (429, "")] {
+            let code = (!code.is_empty()).then_some(code);
+            let e = classify(Op::Create, status, code);
+            assert!(e.is_retryable() && !e.may_have_applied(), "{status}: {e:?}");
+        }
+        for (status, code) in [
+            (500, "InternalError"),
+            (500, "OperationTimedOut"),
+            (408, ""),
+        ] {
+            let code = (!code.is_empty()).then_some(code);
+            let e = classify(Op::Create, status, code);
+            assert!(e.is_retryable() && e.may_have_applied(), "{status}: {e:?}");
+        }
+        let e = from_azure(
+            Op::Create,
+            "c",
+            "k",
+            &azure_core::Error::with_message(azure_core::error::ErrorKind::Connection, "refused"),
+        );
+        assert!(e.is_retryable() && !e.may_have_applied(), "{e:?}");
+        let e = from_azure(
+            Op::Create,
+            "c",
+            "k",
+            &azure_core::Error::with_message(azure_core::error::ErrorKind::Io, "reset"),
+        );
+        assert!(e.is_retryable() && e.may_have_applied(), "{e:?}");
+        assert_eq!(e.op(), "create");
     }
 
     fn http_error(status: u16, code: Option<&str>, body: &'static [u8]) -> azure_core::Error {
@@ -257,6 +283,7 @@ mod tests {
             &http_error(404, Some("ContainerNotFound"), b""),
         );
         assert_eq!(e.kind(), K::NotFound);
+        assert!(e.is_bucket_missing());
         assert!(
             e.to_string().contains("the container 'ctr' does not exist"),
             "{e}"

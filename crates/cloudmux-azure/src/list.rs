@@ -10,10 +10,10 @@
 use std::time::SystemTime;
 
 use azure_core::http::{Context, Method, Pipeline, PipelineSendOptions, Request, Url};
-use cloudmux_core::{Error, ListPage, ListRequest, ObjectMeta, Result, Version};
+use cloudmux_core::{Error, ListPage, ListRequest, ObjectMeta, Op, Result, Version};
 use serde::Deserialize;
 
-use crate::error::{Op, from_azure};
+use crate::error::from_azure;
 
 /// Azure's largest page.
 pub(crate) const MAX_PAGE: usize = 5000;

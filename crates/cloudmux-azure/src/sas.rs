@@ -32,7 +32,7 @@ use cloudmux_core::{Error, Result};
 
 /// A secret string (an account key or a SAS token) whose `Debug` and
 /// `Display` print `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl Secret {

@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
-    ClientOptions, Etag, HttpClientOptions, NoFormat, Pipeline, RequestContent, RetryOptions,
-    StatusCode, Transport, new_http_client,
+    ClientOptions, Etag, NoFormat, Pipeline, RequestContent, RetryOptions, Transport,
 };
 use azure_storage_blob::models::{
     BlobClientDeleteOptions, BlobClientGetPropertiesResultHeaders, BlockBlobClientUploadOptions,
@@ -17,12 +16,12 @@ use azure_storage_blob::models::{
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
 use cloudmux_core::{
-    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, PutMode,
-    PutResult, Result, Store, Version,
+    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, Op, PutMode,
+    PutResult, Result, Store, UPath, Version,
 };
 
 use crate::config::{AzureConfig, Credential};
-use crate::error::{Op, from_azure};
+use crate::error::from_azure;
 use crate::list;
 use crate::sas::{SasPolicy, SasSource};
 
@@ -31,10 +30,13 @@ use crate::sas::{SasPolicy, SasSource};
 /// - Versions are ETags exactly as the service sends them (quotes included).
 /// - `PutMode::Create` sends `If-None-Match: *`, `PutMode::Update` sends
 ///   `If-Match`; [`delete_if`](Store::delete_if) is supported (`If-Match`).
-/// - Requests are not retried here (the SDK's retries are off): a retry of a
-///   create whose answer was lost would report a false `AlreadyExists`.
-///   [`UPath`](cloudmux_core::UPath) retries `Transient` failures and reads
-///   back after a retried conditional write.
+/// - One attempt per request: the SDK's retry policy is off
+///   (`RetryOptions::none()`) and so are reqwest's own retries, since a
+///   retry of a create whose answer was lost would report a false
+///   `AlreadyExists`. Every request of a [`UPath`]
+///   goes through the core's [`Retry`](cloudmux_core::layers::Retry) layer,
+///   which retries `Transient` failures and settles retried conditional
+///   writes.
 /// - `start_after` is emulated by skipping (declared in the capabilities).
 pub struct AzureStore {
     config: AzureConfig,
@@ -54,13 +56,44 @@ impl fmt::Debug for AzureStore {
     }
 }
 
-impl AzureStore {
-    /// Builds a store from a configuration. Nothing is sent yet.
+/// An Azure client for one account, endpoint and credential: stores for any
+/// number of containers share its HTTP connection pool, its policies and (for
+/// an account key) the account SAS minted from the key.
+///
+/// Each [`AzureClient::new`] builds a new client; nothing is kept. Pooled
+/// connections are served by the tokio runtime that opened them and do not
+/// survive a `fork`: programs that run several runtimes in turn, or fork,
+/// keep clients in a registry that rebuilds them (the `cloudmux` facade's
+/// `Registry`). Cloning is cheap.
+#[derive(Clone)]
+pub struct AzureClient {
+    /// Account, endpoint and credential; the container is set per store.
+    config: AzureConfig,
+    /// Authentication and the retry-less transport, shared by every store.
+    client_options: ClientOptions,
+    /// The same policies and transport, for List Blobs with a delimiter.
+    pipeline: Pipeline,
+}
+
+impl fmt::Debug for AzureClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The config's Debug redacts the credential.
+        f.debug_struct("AzureClient")
+            .field("account", &self.config.account)
+            .field("endpoint", &self.config.endpoint.as_str())
+            .field("credential", &self.config.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureClient {
+    /// Builds a client for the account, endpoint and credential of `config`
+    /// (its container is not used). Nothing is sent yet.
     ///
     /// # Errors
     /// `InvalidInput` for an Entra ID credential on a plain-http endpoint or an
     /// unusable endpoint; `PermissionDenied` when no Entra credential can be built.
-    pub fn new(config: AzureConfig) -> Result<Self> {
+    pub fn new(config: &AzureConfig) -> Result<Self> {
         let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
         let https = config.endpoint.scheme() == "https";
         let protocol = if https { "https" } else { "https,http" };
@@ -97,15 +130,38 @@ impl AzureStore {
             }
             Credential::Anonymous => {}
         }
-        // One transport for both; decompression off as the SDK wants it.
-        let transport = Transport::new(new_http_client(Some(HttpClientOptions {
-            automatic_decompression: false,
-        })));
         let client_options = ClientOptions {
             per_try_policies: per_try,
             retry: RetryOptions::none(),
-            transport: Some(transport),
+            transport: Some(transport()?),
             ..Default::default()
+        };
+        let pipeline = Pipeline::new(
+            Some("cloudmux-azure"),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options.clone(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Ok(AzureClient {
+            config: config.clone(),
+            client_options,
+            pipeline,
+        })
+    }
+
+    /// A store for `container` on this client. Nothing is sent: a missing
+    /// container shows up as `NotFound` on first use.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed container name or an endpoint that
+    /// cannot carry a path.
+    pub fn store(&self, container: &str) -> Result<AzureStore> {
+        crate::location::check_container(container, container)?;
+        let config = AzureConfig {
+            container: container.to_string(),
+            ..self.config.clone()
         };
         let defaults = BlobContainerClientOptions::default();
         let api_version = defaults.version.clone();
@@ -118,25 +174,49 @@ impl AzureStore {
             url,
             None,
             Some(BlobContainerClientOptions {
-                client_options: client_options.clone(),
+                client_options: self.client_options.clone(),
                 ..defaults
             }),
         )
-        .map_err(|e| from_azure(Op::List, &config.container, "", &e))?;
-        let pipeline = Pipeline::new(
-            Some("cloudmux-azure"),
-            Some(env!("CARGO_PKG_VERSION")),
-            client_options,
-            Vec::new(),
-            Vec::new(),
-            None,
-        );
+        .map_err(|e| from_azure(Op::Connect, &config.container, "", &e))?;
         Ok(AzureStore {
             config,
             client,
-            pipeline,
+            pipeline: self.pipeline.clone(),
             api_version,
         })
+    }
+
+    /// Opens an Azure blob URL of this client's account as a path (see
+    /// [`crate::open_url`] for the forms).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed URL, or one of another account.
+    pub fn open_url(&self, url: &str) -> Result<UPath> {
+        let loc = crate::location::parse(url)?;
+        if loc.account != self.config.account {
+            return Err(Error::invalid(
+                "open",
+                format!(
+                    "the URL names the account '{}', this client serves '{}'",
+                    loc.account, self.config.account
+                ),
+            )
+            .with_path(url.split(['?', '#']).next().unwrap_or_default()));
+        }
+        let store: Arc<dyn Store> = Arc::new(self.store(&loc.container)?);
+        UPath::new(store, &loc.key)
+    }
+}
+
+impl AzureStore {
+    /// Builds a store (and a client of its own) from a configuration.
+    /// Nothing is sent yet.
+    ///
+    /// # Errors
+    /// As [`AzureClient::new`].
+    pub fn new(config: AzureConfig) -> Result<Self> {
+        AzureClient::new(&config)?.store(&config.container)
     }
 
     /// The configuration (its `Debug` hides the credential).
@@ -152,7 +232,7 @@ impl AzureStore {
         match self.client.create(None).await {
             Ok(_) => Ok(true),
             Err(e) => {
-                let err = from_azure(Op::CreateContainer, &self.config.container, "", &e);
+                let err = from_azure(Op::CreateBucket, &self.config.container, "", &e);
                 if err.kind() == ErrorKind::AlreadyExists {
                     Ok(false)
                 } else {
@@ -171,12 +251,30 @@ impl AzureStore {
             .delete(None)
             .await
             .map(|_| ())
-            .map_err(|e| from_azure(Op::Delete, &self.config.container, "", &e))
+            .map_err(|e| from_azure(Op::DeleteBucket, &self.config.container, "", &e))
     }
 
     fn err(&self, op: Op, key: &str, e: &azure_core::Error) -> Error {
         from_azure(op, &self.config.container, key, e)
     }
+}
+
+/// The HTTP transport: reqwest, as the SDK's default one, but with reqwest's
+/// own retries off (one attempt per request) and no automatic decompression
+/// (the SDK wants the bytes as sent).
+fn transport() -> Result<Transport> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(std::time::Duration::from_secs(60))
+        // REST APIs do not redirect; following one would re-send the body.
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Other, Op::Connect.name())
+                .with_message(format!("cannot build the HTTP client: {}", e.without_url()))
+        })?;
+    Ok(Transport::new(Arc::new(client)))
 }
 
 fn version_of(op: Op, key: &str, etag: Option<Etag>) -> Result<Version> {
@@ -244,19 +342,14 @@ impl Store for AzureStore {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
-        let (op, opts) = match &mode {
-            PutMode::Overwrite => (Op::Put, BlockBlobClientUploadOptions::default()),
-            PutMode::Create => (
-                Op::Create,
-                BlockBlobClientUploadOptions::default().if_not_exists(),
-            ),
-            PutMode::Update(v) => (
-                Op::Update,
-                BlockBlobClientUploadOptions {
-                    if_match: Some(Etag::from(v.as_str())),
-                    ..Default::default()
-                },
-            ),
+        let op = mode.op();
+        let opts = match &mode {
+            PutMode::Overwrite => BlockBlobClientUploadOptions::default(),
+            PutMode::Create => BlockBlobClientUploadOptions::default().if_not_exists(),
+            PutMode::Update(v) => BlockBlobClientUploadOptions {
+                if_match: Some(Etag::from(v.as_str())),
+                ..Default::default()
+            },
         };
         // `RequestContent::from` is an inherent fn taking Vec<u8>; the trait
         // conversion from Bytes avoids a copy.
@@ -275,18 +368,11 @@ impl Store for AzureStore {
     async fn delete(&self, key: &str) -> Result<()> {
         match self.client.blob_client(key).delete(None).await {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let err = self.err(Op::Delete, key, &e);
-                // Deleting a missing blob succeeds; a missing container does not.
-                let container_missing = err
-                    .message()
-                    .is_some_and(|m| m.contains("ContainerNotFound"));
-                if e.http_status() == Some(StatusCode::NotFound) && !container_missing {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
+            // Deleting a missing blob succeeds; a missing container does not.
+            Err(e) => match self.err(Op::Delete, key, &e) {
+                err if err.is_not_found() && !err.is_bucket_missing() => Ok(()),
+                err => Err(err),
+            },
         }
     }
 
@@ -322,5 +408,23 @@ impl Store for AzureStore {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_are_what_the_backend_does() {
+        let cfg = AzureConfig::new("acct01", "ctr", Credential::Anonymous).unwrap();
+        let s = AzureStore::new(cfg).unwrap();
+        let caps = s.capabilities();
+        // If-Match on Delete Blob: Azure and Azurite honour it.
+        assert!(caps.conditional_delete);
+        // List Blobs has no start-after: it is emulated by skipping.
+        assert!(!caps.list_start_after);
+        assert_eq!(caps.max_list_page, 5000);
+        assert_eq!(caps.min_write_interval, std::time::Duration::ZERO);
     }
 }

@@ -9,6 +9,7 @@
 //! | [`baseline`] | scenario 2: the original design (a `next` counter under the path lock) |
 //! | [`procs`] | scenarios 3 and 5: worker OS processes on the local filesystem, peak memory |
 //! | [`lockbench`] | scenario 4: lock latency and hand-offs between contenders |
+//! | [`sim`] | scenario 6: fleets of up to 1,024 workers in virtual time, against the providers' rate limits |
 //! | [`machine`] | the machine the numbers were measured on |
 //! | [`report`] | percentiles and plain-text tables |
 //!
@@ -21,6 +22,7 @@ mod lockbench;
 mod machine;
 mod procs;
 mod report;
+mod sim;
 
 use std::time::Duration;
 
@@ -99,6 +101,15 @@ struct Cli {
     /// Seed of the injected latency and of the workers' random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The sim scenario's providers.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "s3")]
+    providers: Vec<sim::Provider>,
+    /// The sim scenario: leased sessions (60 s lease) instead of default ones.
+    #[arg(long)]
+    leased: bool,
+    /// The sim scenario: elements per worker (E = this x N).
+    #[arg(long, default_value_t = 100)]
+    sim_per_worker: usize,
 }
 
 /// The scenarios.
@@ -112,6 +123,8 @@ enum Scenario {
     Lock,
     /// Peak memory of one worker process.
     Memory,
+    /// Fleets in virtual time against the providers' rate limits (only when asked for).
+    Sim,
 }
 
 /// Hidden subcommands.
@@ -143,6 +156,9 @@ struct Run {
     /// Scenario 5.
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<procs::MemoryReport>,
+    /// Scenario 6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sim: Option<sim::SimReport>,
 }
 
 fn main() -> Result<()> {
@@ -164,7 +180,11 @@ fn main() -> Result<()> {
     if jitter > latency {
         bail!("--jitter-ms must not exceed --latency-ms");
     }
-    let wants = |s: Scenario| cli.scenario.is_none_or(|x| x == s);
+    // The simulation runs only when asked for (or in the smoke run).
+    let wants = |s: Scenario| match cli.scenario {
+        Some(x) => x == s,
+        None => s != Scenario::Sim || cli.smoke,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,6 +197,7 @@ fn main() -> Result<()> {
         localfs: None,
         lock: None,
         memory: None,
+        sim: None,
     };
     if !cli.json {
         println!("{}", run.machine.render());
@@ -230,6 +251,20 @@ fn main() -> Result<()> {
             println!("{}", r.render());
         }
         run.memory = Some(r);
+    }
+    if wants(Scenario::Sim) {
+        let p = sim::SimParams {
+            workers: cli.workers.clone(),
+            per_worker: cli.sim_per_worker,
+            providers: cli.providers.clone(),
+            leased: cli.leased,
+            seed: cli.seed,
+        };
+        let r = sim::run(&p, !cli.json)?;
+        if !cli.json {
+            println!("{}", r.render());
+        }
+        run.sim = Some(r);
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&run)?);

@@ -67,12 +67,10 @@
 //! let doc = CondDoc::<Owner>::new(UPath::parse("mem://guide-cond/owner.json")?);
 //! let mut w = doc.create_write(&Owner { who: "a".into() }, 1)?;
 //! let Written::Current(mine) = doc.send(&mut w).await? else { panic!("first create wins") };
-//! // A second creator loses, and learns who won.
+//! // A second creator loses, and can read who won.
 //! let mut w2 = doc.create_write(&Owner { who: "b".into() }, 1)?;
-//! match doc.send(&mut w2).await? {
-//!     Written::Lost { current: Some(c) } => assert_eq!(c.body.who, "a"),
-//!     other => panic!("{other:?}"),
-//! }
+//! assert!(matches!(doc.send(&mut w2).await?, Written::Lost { .. }));
+//! assert_eq!(doc.read().await?.unwrap().body.who, "a");
 //! // Compare-and-swap from what we read; a higher epoch fences older writers.
 //! let mut next = doc.update_write(&mine, &Owner { who: "c".into() }, 2)?;
 //! assert!(matches!(doc.send(&mut next).await?, Written::Current(_)));
@@ -199,9 +197,11 @@ pub enum Written<T> {
         /// The document now.
         current: Versioned<T>,
     },
-    /// Another write won; `current` is the document now (`None`: it is gone).
+    /// Another write won. `current` is the document now when the
+    /// settlement read it (`None` after a definite loss, which costs no
+    /// read, and when the document is gone).
     Lost {
-        /// The document now, if any.
+        /// The document now, when known.
         current: Option<Versioned<T>>,
     },
     /// Whether our write was ever applied cannot be told (the history moved
@@ -354,11 +354,10 @@ impl<T: Serialize + DeserializeOwned + Clone> CondDoc<T> {
                     }));
                 }
                 // A definite answer, when no attempt of this write before
-                // was ambiguous: nothing of ours was applied.
+                // was ambiguous: nothing of ours was applied. (The winner's
+                // document is not read: callers that need it read it.)
                 Err(e) if (e.is_already_exists() || e.is_precondition()) && !w.ambiguous => {
-                    return Ok(Written::Lost {
-                        current: self.read().await?,
-                    });
+                    return Ok(Written::Lost { current: None });
                 }
                 Err(e) if e.is_already_exists() || e.is_precondition() || e.may_have_applied() => {
                     w.ambiguous = true;

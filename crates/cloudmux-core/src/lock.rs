@@ -263,12 +263,17 @@ async fn attempt(
     };
     Ok(match doc.send(&mut w).await? {
         Written::Current(v) => Attempt::Won(v),
-        other => Attempt::Busy(
-            other
-                .current()
-                .filter(|c| c.body.state == LockState::Held)
-                .map(info_of),
-        ),
+        other => {
+            // Another contender got it first: say who, if it can be read.
+            let cur = match other.current() {
+                Some(c) => Some(c.clone()),
+                None => doc.read().await.ok().flatten(),
+            };
+            Attempt::Busy(
+                cur.filter(|c| c.body.state == LockState::Held)
+                    .map(|c| info_of(&c)),
+            )
+        }
     })
 }
 

@@ -4,11 +4,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cloudmux_core::{Error, ErrorKind, Result};
+use cloudmux_core::{Error, ErrorKind, Op, Result};
 use gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile;
 use gcloud_storage::client::{Client, ClientConfig};
 
-use crate::error::{self, Cause, Op};
+use crate::error::{self, Cause};
 
 /// The public GCS endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -17,7 +17,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 pub const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 
 /// How requests authenticate.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Credentials {
     /// Application Default Credentials, in Google's order: the key file named
@@ -60,7 +60,10 @@ impl fmt::Debug for Credentials {
 ///     .credentials(Credentials::Anonymous);
 /// assert_eq!(opts.endpoint_url(), "http://127.0.0.1:4443");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Equal options (`==`, `Hash`) build interchangeable clients: a registry
+/// keeps one client per value. `Debug` never shows a key given as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GcsOptions {
     /// Base URL of the JSON API, without `/storage/v1`.
     endpoint: String,
@@ -143,13 +146,20 @@ impl GcsOptions {
 
     /// Builds an SDK client. Fetches a first token (except when anonymous),
     /// so missing or broken credentials fail here, not on the first request.
+    ///
+    /// The client makes one attempt per request: `gcloud-storage` retries
+    /// nothing itself and no retry middleware is added, and reqwest's own
+    /// retries (of HTTP/2 protocol refusals) are switched off too. Every
+    /// request of a [`UPath`](cloudmux_core::UPath) goes through the core's
+    /// [`Retry`](cloudmux_core::layers::Retry) layer instead.
     pub(crate) async fn build(&self) -> Result<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
+            .retry(reqwest::retry::never())
             .build()
             .map_err(|e| {
-                Error::new(ErrorKind::Other, "connect")
+                Error::new(ErrorKind::Other, Op::Connect.name())
                     .with_message(format!("cannot build the HTTP client: {}", e.without_url()))
             })?;
         let config = ClientConfig {

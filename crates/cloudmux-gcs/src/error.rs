@@ -2,55 +2,24 @@
 //!
 //! The mapping works in two steps so that it can be tested without a server:
 //! [`Cause::of`] summarizes an SDK error into a credential-free [`Cause`]
-//! (a status code and the provider's reason, or "no response"), and
-//! [`kind_for`] chooses the [`ErrorKind`] from the cause *and the operation*:
-//! the same status means different things to a create and to an update.
+//! (a status code and the provider's reason, "nothing sent", or "no
+//! response"), and [`classify`] builds the error from the cause *and the
+//! operation* (the core's one [`Op`] taxonomy): the same status means
+//! different things to a create and to an update. GCS's own rules come first,
+//! each quirk commented where it is handled; statuses they do not settle fall
+//! back to [`cloudmux_core::http::classify`].
+//!
+//! A missing bucket is told apart from a missing object here and nowhere
+//! else: [`Cause::of`] reads it (GCS says so only in its message) and the
+//! error carries [`Missing::Bucket`]. Requests that certainly did not take
+//! effect (no connection, throttled) are marked [`Error::not_applied`].
+//!
 //! No SDK error value ever leaves this module: messages carry the status,
 //! the provider's reason code, the bucket and the key, nothing else.
 
-use cloudmux_core::{Error, ErrorKind};
+use cloudmux_core::{Error, ErrorKind, Missing, Op, http};
 use gcloud_storage::client::google_cloud_auth::error::Error as AuthError;
 use gcloud_storage::http::Error as GcsError;
-
-/// What a request was doing when it failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Object metadata or media read.
-    Get,
-    /// Object metadata read.
-    Head,
-    /// Upload with `ifGenerationMatch=0`.
-    Create,
-    /// Upload with `ifGenerationMatch=<generation>`.
-    Update,
-    /// Upload without a precondition.
-    Overwrite,
-    /// Object delete.
-    Delete,
-    /// Object listing.
-    List,
-    /// Bucket creation.
-    CreateBucket,
-    /// Building a client (credentials).
-    Connect,
-}
-
-impl Op {
-    /// The verb used in error messages.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Op::Get => "get",
-            Op::Head => "head",
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Overwrite => "put",
-            Op::Delete => "delete",
-            Op::List => "list",
-            Op::CreateBucket => "create bucket",
-            Op::Connect => "connect",
-        }
-    }
-}
 
 /// A credential-free summary of why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +34,11 @@ pub(crate) enum Cause {
         /// The service said that the bucket itself does not exist.
         bucket_missing: bool,
     },
-    /// No usable response: the connection failed, timed out or broke.
+    /// The request was never sent: no connection could be opened (name
+    /// resolution, TCP, TLS), or no token could be fetched for it.
+    NotSent(String),
+    /// No usable response to a request that may have been sent: the
+    /// connection broke or timed out afterwards.
     Transport(String),
     /// A response arrived but could not be understood.
     BadResponse(String),
@@ -75,8 +48,9 @@ pub(crate) enum Cause {
 
 /// GCS says "The specified bucket does not exist." for a missing bucket and
 /// "No such object: ..." for a missing object, both with reason `notFound`:
-/// only the message tells them apart. (fake-gcs-server says "Not Found" for
-/// both, so against it a missing bucket reads as a missing object.)
+/// only the message tells them apart, so this is the one place that reads
+/// it. (fake-gcs-server says "Not Found" for both, so against it a missing
+/// bucket reads as a missing object.)
 fn says_bucket_missing(message: &str) -> bool {
     message
         .to_ascii_lowercase()
@@ -118,30 +92,38 @@ impl Cause {
         if e.is_decode() && source_is_json(e) {
             return Cause::BadResponse("the response body is not the expected JSON".into());
         }
+        let with_root = |what: &str| match innermost(e) {
+            Some(root) => format!("{what}: {root}"),
+            None => what.to_string(),
+        };
+        // Connecting (resolving the name, opening TCP, TLS, and their
+        // timeout) comes before a single byte of the request.
+        if e.is_connect() {
+            return Cause::NotSent(with_root("could not connect"));
+        }
         let what = if e.is_timeout() {
             "timed out"
-        } else if e.is_connect() {
-            "could not connect"
         } else if e.is_body() || e.is_decode() {
             "the response body broke off"
         } else {
             "the request failed"
         };
-        Cause::Transport(match innermost(e) {
-            Some(root) => format!("{what}: {root}"),
-            None => what.to_string(),
-        })
+        Cause::Transport(with_root(what))
     }
 
     fn of_auth(a: &AuthError) -> Cause {
+        // Tokens are fetched before the storage request is sent: a token
+        // endpoint that cannot be reached leaves the request unsent.
         match a {
             AuthError::HttpError(e) => match Cause::of_reqwest(e) {
-                Cause::Transport(m) => Cause::Transport(format!("token endpoint: {m}")),
+                Cause::Transport(m) | Cause::NotSent(m) => {
+                    Cause::NotSent(format!("token endpoint: {m}"))
+                }
                 other => other,
             },
             // The token endpoint itself failing is worth another try.
             AuthError::TokenErrorResponse { status, error, .. } if *status >= 500 => {
-                Cause::Transport(format!("token endpoint answered {status} {error}"))
+                Cause::NotSent(format!("token endpoint answered {status} {error}"))
             }
             AuthError::TokenErrorResponse { status, error, .. } => {
                 Cause::Auth(format!("token endpoint answered {status} {error}"))
@@ -174,47 +156,50 @@ fn innermost(e: &reqwest::Error) -> Option<String> {
     last
 }
 
-/// Chooses the kind of a failure by what the caller should do next.
-pub(crate) fn kind_for(op: Op, cause: &Cause) -> ErrorKind {
+/// The error of a failed request (without path and message): its kind by
+/// what the caller should do next, what is missing, and whether it
+/// certainly did not take effect.
+pub(crate) fn classify(op: Op, cause: &Cause) -> Error {
+    let new = |kind: ErrorKind| Error::new(kind, op.name());
     let (code, bucket_missing) = match cause {
         Cause::Status {
             code,
             bucket_missing,
             ..
         } => (*code, *bucket_missing),
-        // No response: the outcome of a write is unknown. Transient is the
-        // core's word for that; the path layer reads back on a retried write.
-        Cause::Transport(_) => return ErrorKind::Transient,
-        Cause::BadResponse(_) => return ErrorKind::Other,
-        Cause::Auth(_) => return ErrorKind::PermissionDenied,
+        Cause::NotSent(_) => return new(ErrorKind::Transient).not_applied(),
+        // No response: the outcome of a write is open. Transient is the
+        // core's word for that; the Retry layer settles retried writes.
+        Cause::Transport(_) => return new(ErrorKind::Transient),
+        Cause::BadResponse(_) => return new(ErrorKind::Other),
+        Cause::Auth(_) => return new(ErrorKind::PermissionDenied).not_applied(),
     };
     match code {
-        400 => ErrorKind::InvalidInput,
-        // 401: missing or expired token; 403: the principal lacks a
-        // permission (or billing is off). Neither passes by waiting.
-        401 | 403 => ErrorKind::PermissionDenied,
-        // A missing bucket is NotFound for every operation.
-        404 if bucket_missing => ErrorKind::NotFound,
-        // GCS answers `ifGenerationMatch=<g>` on a missing object with 412,
-        // but a 404 on an update means the same thing: no such version.
-        404 if op == Op::Update => ErrorKind::Precondition,
-        404 => ErrorKind::NotFound,
-        // 408 request timeout, 429 rate limit (also the ~1 write/s per object
-        // name limit), 5xx: documented as retryable by GCS.
-        408 | 429 | 500..=599 => ErrorKind::Transient,
-        // 409 on an object: "a conflicting concurrent change to the same
-        // resource" was not committed; retrying settles it (a retried create
-        // that lost then gets 412). On a bucket insert: the name is taken.
-        409 if op == Op::CreateBucket => ErrorKind::AlreadyExists,
-        409 => ErrorKind::Transient,
-        // 412 conditionNotMet: for ifGenerationMatch=0 the object exists (a
-        // lost create race); for ifGenerationMatch=<g> the generation moved on
-        // or the object is gone (a lost compare-and-swap).
-        412 if op == Op::Create => ErrorKind::AlreadyExists,
-        412 => ErrorKind::Precondition,
-        // 413 payload too large; 414 URI (key) too long.
-        413 | 414 => ErrorKind::InvalidInput,
-        _ => ErrorKind::Other,
+        // A missing bucket is NotFound for every operation, a
+        // compare-and-swap included.
+        404 if bucket_missing => Error::not_found(op.name(), Missing::Bucket),
+        // GCS allows about one write per second to one object name and
+        // answers faster rewrites with 429 (see `MIN_WRITE_INTERVAL`); like
+        // any 429 it is a refusal at the door: nothing was written.
+        429 => new(ErrorKind::Transient).not_applied(),
+        // 409 to a bucket insert: the name is taken.
+        409 if op == Op::CreateBucket => new(ErrorKind::AlreadyExists),
+        // 409 to an object request: "a conflicting concurrent change to the
+        // same resource" was not committed; retrying settles it (a retried
+        // create that lost then gets 412). Kept "may have applied": the
+        // cost of being wrong the other way is a false lost race.
+        409 => new(ErrorKind::Transient),
+        // Everything else as every provider agrees: 412 conditionNotMet is a
+        // lost create race for ifGenerationMatch=0 and a lost
+        // compare-and-swap for ifGenerationMatch=<g>; a 404 to an update
+        // means the same (no such version); 408, 5xx are transient; 401 and
+        // 403 will not pass by waiting.
+        _ => match http::classify(op, code) {
+            ErrorKind::Transient if http::refused_before_applying(code) => {
+                new(ErrorKind::Transient).not_applied()
+            }
+            kind => new(kind),
+        },
     }
 }
 
@@ -232,6 +217,7 @@ pub(crate) fn message_for(cause: &Cause, bucket: &str) -> String {
             ..
         } => format!("HTTP {code} {r} (bucket '{bucket}')"),
         Cause::Status { code, .. } => format!("HTTP {code} (bucket '{bucket}')"),
+        Cause::NotSent(m) => format!("not sent: {m}"),
         Cause::Transport(m) => format!("no response: {m}"),
         Cause::BadResponse(m) => format!("unexpected response: {m}"),
         Cause::Auth(m) => format!(
@@ -244,7 +230,7 @@ pub(crate) fn message_for(cause: &Cause, bucket: &str) -> String {
 /// Builds the core error of a failed operation on `key` (empty for bucket-level
 /// operations).
 pub(crate) fn to_error(op: Op, cause: &Cause, bucket: &str, key: &str) -> Error {
-    let e = Error::new(kind_for(op, cause), op.name()).with_message(message_for(cause, bucket));
+    let e = classify(op, cause).with_message(message_for(cause, bucket));
     if key.is_empty() {
         e.with_path(format!("gs://{bucket}"))
     } else {
@@ -261,6 +247,10 @@ pub(crate) fn map(op: Op, e: &GcsError, bucket: &str, key: &str) -> Error {
 mod tests {
     use super::*;
     use gcloud_storage::http::error::{ErrorResponse, ErrorResponseItem};
+
+    fn kind_for(op: Op, cause: &Cause) -> ErrorKind {
+        classify(op, cause).kind()
+    }
 
     fn status(code: u16) -> Cause {
         Cause::Status {
@@ -288,10 +278,7 @@ mod tests {
     fn precondition_failed_depends_on_the_write_mode() {
         assert_eq!(kind_for(Op::Create, &status(412)), ErrorKind::AlreadyExists);
         assert_eq!(kind_for(Op::Update, &status(412)), ErrorKind::Precondition);
-        assert_eq!(
-            kind_for(Op::Overwrite, &status(412)),
-            ErrorKind::Precondition
-        );
+        assert_eq!(kind_for(Op::Put, &status(412)), ErrorKind::Precondition);
     }
 
     #[test]
@@ -309,6 +296,16 @@ mod tests {
         ));
         assert_eq!(kind_for(Op::Update, &gone), ErrorKind::NotFound);
         assert_eq!(kind_for(Op::Create, &gone), ErrorKind::NotFound);
+        for op in [Op::Get, Op::Update, Op::Create, Op::List, Op::Delete] {
+            assert_eq!(
+                classify(op, &gone).missing(),
+                Some(Missing::Bucket),
+                "{op:?}"
+            );
+        }
+        // A missing object is no missing bucket.
+        let obj = Cause::of(&response(404, "notFound", "No such object: b/a"));
+        assert!(!classify(Op::Get, &obj).is_bucket_missing());
     }
 
     #[test]
@@ -320,6 +317,7 @@ mod tests {
             "",
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.is_bucket_missing());
         assert_eq!(
             e.message(),
             Some("bucket 'my-bucket' does not exist (HTTP 404)")
@@ -334,6 +332,7 @@ mod tests {
             "a",
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(!e.is_bucket_missing());
         assert_eq!(
             e.message(),
             Some("HTTP 404 notFound (bucket 'test-bucket')")
@@ -389,6 +388,43 @@ mod tests {
     }
 
     #[test]
+    fn refusals_were_not_applied_and_the_rest_may_have() {
+        // The per-object rate limit, and any throttling or unavailability.
+        for code in [429, 503] {
+            let e = classify(Op::Update, &status(code));
+            assert!(e.is_retryable() && !e.may_have_applied(), "{code}: {e:?}");
+        }
+        let e = classify(Op::Create, &Cause::NotSent("could not connect".into()));
+        assert!(e.is_retryable() && !e.may_have_applied(), "{e:?}");
+        // Other server errors, conflicts and lost responses leave it open.
+        for cause in [
+            status(500),
+            status(502),
+            status(408),
+            status(409),
+            Cause::Transport("timed out".into()),
+        ] {
+            let e = classify(Op::Create, &cause);
+            assert!(e.is_retryable() && e.may_have_applied(), "{cause:?}: {e:?}");
+        }
+        // Definite answers are no "may have applied" either.
+        assert!(!classify(Op::Create, &status(412)).may_have_applied());
+    }
+
+    #[test]
+    fn errors_are_named_by_the_core_operation() {
+        assert_eq!(classify(Op::Put, &status(500)).op(), "put");
+        assert_eq!(
+            classify(Op::CreateBucket, &status(409)).op(),
+            "create_bucket"
+        );
+        assert_eq!(
+            classify(Op::Connect, &Cause::Auth("x".into())).op(),
+            "connect"
+        );
+    }
+
+    #[test]
     fn response_errors_keep_status_and_reason_only() {
         let e = map(
             Op::Create,
@@ -420,6 +456,8 @@ mod tests {
             error_description: String::new(),
         });
         assert_eq!(kind_for(Op::Get, &Cause::of(&e)), ErrorKind::Transient);
+        // The storage request itself was not sent yet.
+        assert!(!classify(Op::Create, &Cause::of(&e)).may_have_applied());
         let e = boxed(AuthError::NoCredentialsFileFound);
         let err = map(Op::Connect, &e, "b", "");
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
@@ -427,7 +465,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_connection_is_transient() {
+    async fn refused_connection_is_transient_and_not_applied() {
         // A port that was just free: nothing listens there.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -441,10 +479,43 @@ mod tests {
             .await
             .unwrap_err();
         let cause = Cause::of(&GcsError::HttpClient(e));
-        assert!(matches!(cause, Cause::Transport(_)), "{cause:?}");
+        assert!(matches!(cause, Cause::NotSent(_)), "{cause:?}");
         assert_eq!(kind_for(Op::Create, &cause), ErrorKind::Transient);
+        assert!(!classify(Op::Create, &cause).may_have_applied());
         let msg = message_for(&cause, "b");
-        assert!(msg.starts_with("no response: could not connect"), "{msg}");
+        assert!(msg.starts_with("not sent: could not connect"), "{msg}");
         assert!(!msg.contains("127.0.0.1"), "no URL in the message: {msg}");
+    }
+
+    #[tokio::test]
+    async fn unknown_host_is_not_applied_and_a_hang_up_may_have_applied() {
+        let client = reqwest::Client::new();
+        // `.invalid` never resolves (RFC 6761).
+        let e = client
+            .get("http://cmx-test.invalid:4443/x")
+            .send()
+            .await
+            .unwrap_err();
+        let cause = Cause::of(&GcsError::HttpClient(e));
+        assert!(matches!(cause, Cause::NotSent(_)), "{cause:?}");
+        // A server that reads the request and closes the connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            if let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+            }
+        });
+        let e = client
+            .post(format!("http://{addr}/upload"))
+            .body("x")
+            .send()
+            .await
+            .unwrap_err();
+        let cause = Cause::of(&GcsError::HttpClient(e));
+        assert!(matches!(cause, Cause::Transport(_)), "{cause:?}");
+        assert!(classify(Op::Create, &cause).may_have_applied());
     }
 }

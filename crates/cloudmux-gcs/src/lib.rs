@@ -2,15 +2,18 @@
 //!
 //! The Google Cloud Storage backend of cloudmux: [`GcsStore`] implements
 //! [`cloudmux_core::Store`] over the GCS **JSON API** (through the
-//! `gcloud-storage` crate), and [`open_url`] turns `gs://bucket/prefix` into a
-//! [`UPath`]. With the `cloudmux` facade crate (feature `gcs`) every
-//! `gs://` URL resolves here.
+//! `gcloud-storage` crate), [`GcsClient`] is one HTTP client for any number
+//! of buckets, and [`open_url`] turns `gs://bucket/prefix` into a [`UPath`].
+//! With the `cloudmux` facade crate (feature `gcs`) every `gs://` URL
+//! resolves here, through the facade's registry of clients: nothing in this
+//! crate is global or cached.
 //!
 //! ## Layout
 //!
 //! | module | role |
 //! |---|---|
 //! | `store` | [`GcsStore`]: get, head, put (create / compare-and-swap / overwrite), delete, list |
+//! | (this file) | [`GcsClient`], [`open_url`]: clients and URLs |
 //! | `config` | [`GcsOptions`], [`Credentials`]: endpoint, emulator, authentication, timeouts |
 //! | `url` | [`GsUrl`]: parsing `gs://` URLs and checking bucket names |
 //! | `error` | the mapping from GCS statuses onto [`cloudmux_core::ErrorKind`] |
@@ -41,7 +44,7 @@
 //!
 //! ## Authentication
 //!
-//! [`GcsOptions::from_env`], which [`open_url`] uses, picks:
+//! [`GcsOptions::from_env`] (what the facade uses) picks:
 //!
 //! - `STORAGE_EMULATOR_HOST` set (like `http://127.0.0.1:4443` or
 //!   `127.0.0.1:4443`): that endpoint, plain HTTP unless a scheme is given,
@@ -53,7 +56,8 @@
 //!   Google Cloud machine.
 //!
 //! An explicit service-account key, an anonymous client or another endpoint
-//! are set with [`GcsOptions`] and [`GcsStore::connect`].
+//! are set with [`GcsOptions`], then [`GcsClient::connect`] or
+//! [`GcsStore::connect`].
 //!
 //! ```
 //! use cloudmux_gcs::{Credentials, GcsOptions, GsUrl};
@@ -70,7 +74,8 @@
 //! ```no_run
 //! # async fn demo() -> cloudmux_core::Result<()> {
 //! // With STORAGE_EMULATOR_HOST or Google credentials in the environment:
-//! let dir = cloudmux_gcs::open_url("gs://my-bucket/runs").await?;
+//! let opts = cloudmux_gcs::GcsOptions::from_env();
+//! let dir = cloudmux_gcs::open_url("gs://my-bucket/runs", &opts).await?;
 //! dir.join("config.json")?.write_text("{}").await?; // create-only
 //! # Ok(()) }
 //! ```
@@ -87,11 +92,11 @@ mod error;
 mod store;
 mod url;
 
+use std::fmt;
 use std::sync::Arc;
 
-use cloudmux_core::{Result, UPath};
+use cloudmux_core::{Result, Store, UPath};
 use gcloud_storage::client::Client;
-use tokio::sync::OnceCell;
 
 pub use config::{Credentials, DEFAULT_ENDPOINT, EMULATOR_ENV, GcsOptions};
 pub use store::{GcsStore, MAX_LIST_PAGE, MIN_WRITE_INTERVAL};
@@ -100,32 +105,82 @@ pub use url::GsUrl;
 #[doc(no_inline)]
 pub use cloudmux_core::Capabilities;
 
-/// The process-wide client of [`open_url`], built on first use from the
-/// environment. A failed build is not cached: the next call tries again.
-static SHARED: OnceCell<(Client, GcsOptions)> = OnceCell::const_new();
-
-/// Opens `gs://bucket` or `gs://bucket/prefix` as a path.
+/// A GCS client built from one [`GcsOptions`]: stores for any number of
+/// buckets share its HTTP connection pool and its token source.
 ///
-/// The first call builds one client from the environment
-/// ([`GcsOptions::from_env`]); later calls, for any bucket, share it and its
-/// connection pool. The bucket is not checked here.
+/// Each [`GcsClient::connect`] builds a new client; nothing is kept. Pooled
+/// connections are served by the tokio runtime that opened them and do not
+/// survive a `fork`: programs that run several runtimes in turn, or fork,
+/// keep clients in a registry that rebuilds them (the `cloudmux` facade's
+/// `Registry`). Cloning is cheap.
+#[derive(Clone)]
+pub struct GcsClient {
+    client: Client,
+    options: GcsOptions,
+}
+
+impl fmt::Debug for GcsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The options' Debug redacts a key given as JSON.
+        f.debug_struct("GcsClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GcsClient {
+    /// Builds a client. Fetches a first token (except when anonymous), so
+    /// missing or broken credentials fail here.
+    ///
+    /// # Errors
+    /// `PermissionDenied` when no credentials are found or they are refused;
+    /// `Transient` when the token endpoint cannot be reached.
+    pub async fn connect(options: &GcsOptions) -> Result<GcsClient> {
+        Ok(GcsClient {
+            client: options.build().await?,
+            options: options.clone(),
+        })
+    }
+
+    /// A store for `bucket` on this client. The bucket is not checked here:
+    /// operations on a missing bucket fail with `NotFound`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed bucket name.
+    pub fn store(&self, bucket: &str) -> Result<Arc<GcsStore>> {
+        GsUrl::parse(&format!("gs://{bucket}"))?;
+        Ok(Arc::new(GcsStore::with_client(
+            self.client.clone(),
+            bucket,
+            &self.options,
+        )))
+    }
+
+    /// Opens `gs://bucket` or `gs://bucket/prefix` as a path on this client.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed URL or key.
+    pub fn open_url(&self, url: &str) -> Result<UPath> {
+        let u = GsUrl::parse(url)?;
+        let store: Arc<dyn Store> = self.store(&u.bucket)?;
+        UPath::new(store, u.prefix).map_err(|e| e.set_path(url))
+    }
+}
+
+/// Opens `gs://bucket` or `gs://bucket/prefix` as a path on a new client
+/// built from `options` ([`GcsOptions::from_env`] for the environment's).
+///
+/// Every call builds its own client; to open many paths on one client, use
+/// [`GcsClient::open_url`]. The bucket is not checked here.
 ///
 /// # Errors
-/// `InvalidInput` for a malformed URL or key; `PermissionDenied` when no
-/// credentials are found (see the [crate docs](crate#authentication)).
-pub async fn open_url(url: &str) -> Result<UPath> {
+/// `InvalidInput` for a malformed URL or key (checked before any
+/// credentials are looked up); `PermissionDenied` when no credentials are
+/// found (see the [crate docs](crate#authentication)).
+pub async fn open_url(url: &str, options: &GcsOptions) -> Result<UPath> {
     let u = GsUrl::parse(url)?;
-    // Reject a bad key before touching credentials.
     cloudmux_core::key::validate_key(&u.prefix, true).map_err(|e| e.set_path(url))?;
-    let (client, options) = SHARED
-        .get_or_try_init(|| async {
-            let options = GcsOptions::from_env();
-            let client = options.build().await?;
-            Ok::<_, cloudmux_core::Error>((client, options))
-        })
-        .await?;
-    let store = Arc::new(GcsStore::with_client(client.clone(), &u.bucket, options));
-    UPath::new(store, u.prefix).map_err(|e| e.set_path(url))
+    GcsClient::connect(options).await?.open_url(url)
 }
 
 #[cfg(test)]
@@ -136,8 +191,29 @@ mod tests {
     #[tokio::test]
     async fn open_url_rejects_bad_urls_before_connecting() {
         for url in ["gs://", "gs://Bad_Bucket", "s3://b/x", "gs://bucket/a/../b"] {
-            let e = open_url(url).await.unwrap_err();
+            let e = open_url(url, &GcsOptions::new()).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{url}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn capabilities_are_what_the_backend_does() {
+        use cloudmux_core::Store;
+        let opts = GcsOptions::new()
+            .endpoint("http://127.0.0.1:9")
+            .credentials(Credentials::Anonymous);
+        let s = GcsClient::connect(&opts)
+            .await
+            .unwrap()
+            .store("bkt")
+            .unwrap();
+        let caps = s.capabilities();
+        // About one write per second to one object name.
+        assert_eq!(caps.min_write_interval, std::time::Duration::from_secs(1));
+        // fake-gcs-server ignores the precondition of a DELETE: not offered.
+        assert!(!caps.conditional_delete);
+        // startOffset is native (inclusive; the backend trims it).
+        assert!(caps.list_start_after);
+        assert_eq!(caps.max_list_page, MAX_LIST_PAGE);
     }
 }

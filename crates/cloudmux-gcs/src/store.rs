@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudmux_core::{
-    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, PutMode,
+    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, Op, PutMode,
     PutResult, Result, Store, Version,
 };
 use gcloud_storage::client::Client;
@@ -20,7 +20,7 @@ use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 
 use crate::config::GcsOptions;
-use crate::error::{self, Cause, Op};
+use crate::error;
 
 /// GCS allows about one write per second to any single object name; faster
 /// rewrites of one name are answered with 429.
@@ -40,8 +40,8 @@ const GET_ATTEMPTS: usize = 5;
 /// `ifGenerationMatch=0`, compare-and-swap one with
 /// `ifGenerationMatch=<generation>`, both as multipart uploads.
 ///
-/// Cheap to clone around as `Arc<GcsStore>`; stores built from one
-/// [`GcsOptions`] by [`crate::open_url`] share one HTTP client.
+/// Cheap to clone around as `Arc<GcsStore>`; stores made by one
+/// [`GcsClient`](crate::GcsClient) share its HTTP client.
 #[derive(Clone)]
 pub struct GcsStore {
     client: Client,
@@ -69,8 +69,7 @@ impl GcsStore {
     /// credentials are found or they are refused.
     pub async fn connect(bucket: &str, options: &GcsOptions) -> Result<Arc<GcsStore>> {
         crate::url::GsUrl::parse(&format!("gs://{bucket}"))?;
-        let client = options.build().await?;
-        Ok(Arc::new(GcsStore::with_client(client, bucket, options)))
+        crate::GcsClient::connect(options).await?.store(bucket)
     }
 
     pub(crate) fn with_client(client: Client, bucket: &str, options: &GcsOptions) -> GcsStore {
@@ -202,16 +201,10 @@ impl Store for GcsStore {
                     });
                 }
                 Err(e) => {
-                    let cause = Cause::of(&e);
-                    if !matches!(
-                        cause,
-                        Cause::Status {
-                            code: 404,
-                            bucket_missing: false,
-                            ..
-                        }
-                    ) {
-                        return Err(error::to_error(Op::Get, &cause, &self.bucket, key));
+                    let err = self.err(Op::Get, &e, key);
+                    // A missing bucket is no replaced object.
+                    if !err.is_not_found() || err.is_bucket_missing() {
+                        return Err(err);
                     }
                     tracing::debug!(key, "object replaced while reading; reading again");
                 }
@@ -229,13 +222,9 @@ impl Store for GcsStore {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
-        let op = match mode {
-            PutMode::Overwrite => Op::Overwrite,
-            PutMode::Create => Op::Create,
-            PutMode::Update(_) => Op::Update,
-        };
+        let op = mode.op();
         let Ok(if_generation_match) = if_generation_match(&mode) else {
-            return Err(Error::new(ErrorKind::Precondition, "update")
+            return Err(Error::new(ErrorKind::Precondition, op.name())
                 .with_path(key)
                 .with_message("the version is not a GCS generation"));
         };
@@ -270,19 +259,11 @@ impl Store for GcsStore {
         };
         match self.client.delete_object(&req).await {
             Ok(()) => Ok(()),
-            Err(e) => {
-                let cause = Cause::of(&e);
-                match cause {
-                    // Deleting a missing object succeeds (a missing bucket
-                    // does not).
-                    Cause::Status {
-                        code: 404,
-                        bucket_missing: false,
-                        ..
-                    } => Ok(()),
-                    _ => Err(error::to_error(Op::Delete, &cause, &self.bucket, key)),
-                }
-            }
+            Err(e) => match self.err(Op::Delete, &e, key) {
+                // Deleting a missing object succeeds (a missing bucket does not).
+                err if err.is_not_found() && !err.is_bucket_missing() => Ok(()),
+                err => Err(err),
+            },
         }
     }
 
@@ -292,7 +273,7 @@ impl Store for GcsStore {
         // may silently be unconditional is worse than none, so the capability
         // is not offered and no request is sent.
         let _ = version;
-        Err(Error::new(ErrorKind::Unsupported, "delete_if")
+        Err(Error::new(ErrorKind::Unsupported, Op::DeleteIf.name())
             .with_path(key)
             .with_message("conditional delete is not offered by the GCS backend"))
     }

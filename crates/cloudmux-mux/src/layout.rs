@@ -7,12 +7,14 @@
 //!     destroying.lock                               the lock `destroy` holds while it runs (workers stop when they see it)
 //!     sessions/<session-id>/
 //!         session.json                              the session document
-//!         claims/<i>                                one object per handed-out element, i zero-padded to the session's width
+//!         claims/<s>/<i>                            one object per handed-out element, i zero-padded to the session's width,
+//!                                                   s its first digits but the last two (a folder per 100 indices)
 //!         full/<k>                                  block k (indices k*1000 .. k*1000+999) seen fully claimed
-//!         exhausted                                 written once a worker knew every element claimed
+//!         full/exhausted                            written once a worker knew every element claimed (beside the
+//!                                                   block markers, so the one listing of them tells a worker in the tail)
 //!         workers/<w>.json                          each worker's own progress summary (for stat)
-//!         done/<i>                                  leased sessions: element i completed
-//!         failed/<i>                                leased sessions: element i failed for good
+//!         done/<s>/<i>                              leased sessions: element i completed
+//!         failed/<s>/<i>                            leased sessions: element i failed for good
 //!         completed                                 leased sessions: written once every element is completed or failed
 //! ```
 
@@ -155,12 +157,12 @@ impl SessionLayout {
         self.full()?.join(&format!("{k:06}"))
     }
 
-    /// The exhausted marker.
+    /// The exhausted marker (among the block markers).
     ///
     /// # Errors
     /// Never for a valid session folder.
     pub fn exhausted(&self) -> Result<UPath> {
-        self.dir.join(EXHAUSTED)
+        self.full()?.join(EXHAUSTED)
     }
 
     /// Leased sessions: the completion markers' folder.
@@ -205,9 +207,37 @@ impl SessionLayout {
     }
 }
 
-/// The claim object name of index `i`: zero-padded to `width` digits.
+/// Indices per claim folder. Writes spread over one folder (one key prefix)
+/// per 100 indices: S3 accepts about 3,500 writes per second per prefix,
+/// and a thousand workers claim faster than that.
+pub const SHARD: usize = 100;
+
+/// The claim object name of index `i`, relative to the claims folder:
+/// `<s>/<i>`, with `i` zero-padded to `width` digits and `s` its first
+/// `width - 2` digits (the folder of its 100 indices). Sessions of at most
+/// 100 elements have no folder level. Names sort in index order, so one
+/// listing of the claims folder with `start_after` walks indices in order.
 pub fn claim_name(i: usize, width: usize) -> String {
-    format!("{i:0width$}")
+    if width > 2 {
+        format!("{:0sw$}/{i:0width$}", i / SHARD, sw = width - 2)
+    } else {
+        format!("{i:0width$}")
+    }
+}
+
+/// The key prefix, relative to the claims folder, of the claim names whose
+/// first `digits` digits are those of `i`.
+pub fn claim_prefix(i: usize, width: usize, digits: usize) -> String {
+    let full = format!("{i:0width$}");
+    if width <= 2 {
+        return full[..digits].to_string();
+    }
+    let shard = &full[..width - 2];
+    if digits <= width - 2 {
+        shard[..digits].to_string()
+    } else {
+        format!("{shard}/{}", &full[..digits])
+    }
 }
 
 /// Digits needed for indices `0..count`.
@@ -215,10 +245,10 @@ pub fn claim_width(count: usize) -> usize {
     count.saturating_sub(1).max(1).to_string().len()
 }
 
-/// The index of a claim object from its key: the key must end with `/` and
-/// exactly `width` digits, and the index must be below `count`. Anything
-/// else (`+5`, `05.tmp`, nested names) is not a claim. Done on bytes:
-/// workers in the tail parse thousands of keys per listing.
+/// The index of a claim object (or marker) from its key: the key must end
+/// with exactly the [`claim_name`] of an index below `count`. Anything else
+/// (`+5`, `05.tmp`, a claim in the wrong folder) is not a claim. Done on
+/// bytes: workers in the tail parse thousands of keys per listing.
 pub fn claim_index(key: &str, width: usize, count: usize) -> Option<usize> {
     let k = key.as_bytes();
     if k.len() <= width || k[k.len() - width - 1] != b'/' {
@@ -230,7 +260,18 @@ pub fn claim_index(key: &str, width: usize, count: usize) -> Option<usize> {
             .then(|| acc.checked_mul(10)?.checked_add(usize::from(d - b'0')))
             .flatten()
     })?;
-    (i < count).then_some(i)
+    if i >= count {
+        return None;
+    }
+    if width > 2 {
+        // The folder must be the first digits of the name, and be its own segment.
+        let sw = width - 2;
+        let end = k.len() - width - 1;
+        if end < sw || k[end - sw..end] != digits[..sw] || (end > sw && k[end - sw - 1] != b'/') {
+            return None;
+        }
+    }
+    Some(i)
 }
 
 /// A name made safe as one key segment: `[A-Za-z0-9._-]`, at most 80
@@ -259,19 +300,47 @@ mod tests {
 
     #[test]
     fn claim_keys_parse_by_width_and_count() {
-        assert_eq!(claim_index("d/sessions/s/claims/00042", 5, 100), Some(42));
+        assert_eq!(
+            claim_index("d/sessions/s/claims/000/00042", 5, 100),
+            Some(42)
+        );
+        assert_eq!(claim_index("d/claims/042/04217", 5, 100_000), Some(4217));
         assert_eq!(claim_index("claims/9", 1, 10), Some(9));
-        assert_eq!(claim_index("d/claims/0042", 5, 100), None, "too short");
-        assert_eq!(claim_index("d/claims/000042", 5, 100), None, "too long");
-        assert_eq!(claim_index("d/claims/00a42", 5, 100), None);
-        assert_eq!(claim_index("d/claims/+0042", 5, 100), None);
+        assert_eq!(claim_index("claims/42", 2, 100), Some(42));
+        assert_eq!(claim_index("d/claims/000/0042", 5, 100), None, "too short");
+        assert_eq!(claim_index("d/claims/000/000042", 5, 100), None, "too long");
+        assert_eq!(claim_index("d/claims/000/00a42", 5, 100), None);
+        assert_eq!(claim_index("d/claims/000/+0042", 5, 100), None);
+        assert_eq!(claim_index("d/claims/00042", 5, 100), None, "no folder");
+        assert_eq!(
+            claim_index("d/claims/001/00042", 5, 100),
+            None,
+            "wrong folder"
+        );
+        assert_eq!(
+            claim_index("d/claims/x001/00142", 5, 1000),
+            None,
+            "folder not a segment"
+        );
+        assert_eq!(claim_index("000/00042", 5, 100), Some(42));
         assert_eq!(claim_index("00042", 5, 100), None, "no separator");
         assert_eq!(
-            claim_index("d/claims/00142", 5, 100),
+            claim_index("d/claims/001/00142", 5, 100),
             None,
             "beyond the count"
         );
-        assert_eq!(claim_name(42, 5), "00042");
+        assert_eq!(claim_name(42, 5), "000/00042");
+        assert_eq!(claim_name(4217, 5), "042/04217");
+        assert_eq!(claim_name(7, 2), "07");
+        assert_eq!(claim_prefix(4217, 5, 2), "04");
+        assert_eq!(claim_prefix(4217, 5, 3), "042");
+        assert_eq!(claim_prefix(4217, 5, 4), "042/0421");
+        assert_eq!(claim_prefix(42, 2, 1), "4");
+        // Names sort in index order.
+        let names: Vec<String> = (0..1200).map(|i| claim_name(i, 4)).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
         assert_eq!(claim_width(1), 1);
         assert_eq!(claim_width(10), 1);
         assert_eq!(claim_width(11), 2);

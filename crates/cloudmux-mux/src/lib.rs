@@ -218,7 +218,7 @@ impl Multiplexer {
     }
 
     /// Stores an already encoded dataset file (from an
-    /// [`ElementsWriter`](codec::ElementsWriter)) as a new dataset.
+    /// [`ElementsWriter`]) as a new dataset.
     ///
     /// # Errors
     /// As [`new`](Self::new); `Corrupt` when the bytes are not a dataset file.

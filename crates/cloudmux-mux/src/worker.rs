@@ -206,6 +206,8 @@ pub struct Worker<T> {
     destroy_every: Duration,
     last_destroy_check: Option<Duration>,
     failures_checked: u64,
+    /// The exhausted marker was seen among the block markers.
+    exhausted_seen: bool,
     /// Leased sessions: the terms, the lease counters, the element to
     /// acknowledge when the next is asked for, and the watch state.
     terms: Option<LeaseTerms>,
@@ -229,6 +231,12 @@ struct Watch {
     polls: usize,
     refresh_every: usize,
     started: Duration,
+    /// The wait before the next poll: from 100 ms, doubling up to the
+    /// poll interval while nothing changes (a run that ends well ends soon
+    /// after its last acknowledgement), back to 100 ms when something did.
+    delay: Duration,
+    /// Unmarked elements at the last poll.
+    open: usize,
 }
 
 impl<T> std::fmt::Debug for Worker<T> {
@@ -325,6 +333,7 @@ impl<T: DeserializeOwned> Worker<T> {
                 .unwrap_or(DESTROY_CHECK_INTERVAL),
             last_destroy_check: None,
             failures_checked: 0,
+            exhausted_seen: false,
             terms,
             counters: Arc::default(),
             current: None,
@@ -405,19 +414,28 @@ impl<T: DeserializeOwned> Worker<T> {
     /// # Errors
     /// As [`next`](Self::next).
     pub async fn next_task(&mut self) -> Option<Result<Task<T>>> {
+        let mut marker = None;
         if let Some(prev) = self.current.take()
             && prev.end() == crate::lease::LeaseEnd::Held
-            && let Err(e) = prev.ack().await
         {
-            if e.kind() == ErrorKind::Fenced {
-                tracing::warn!(index = prev.index(), "{e}");
-            } else {
-                // Not known to be acknowledged: try again on the next call.
-                self.current = Some(prev);
-                return Some(Err(e));
+            match prev.ack_claim().await {
+                // The completion marker goes out with the next claim.
+                Ok(m) => marker = Some(m),
+                Err(e) if e.kind() == ErrorKind::Fenced => {
+                    tracing::warn!(index = prev.index(), "{e}");
+                }
+                Err(e) => {
+                    // Not known to be acknowledged: try again on the next call.
+                    self.current = Some(prev);
+                    return Some(Err(e));
+                }
             }
         }
-        match self.step().await {
+        let step = match marker {
+            Some(m) => futures::future::join(self.step(), m).await.0,
+            None => self.step().await,
+        };
+        match step {
             Ok(Some((i, lease))) => {
                 self.maybe_summary(false).await;
                 if !self.manual_ack {
@@ -538,6 +556,8 @@ impl<T: DeserializeOwned> Worker<T> {
             polls: usize::MAX,
             refresh_every: 1,
             started: self.claims.clock().elapsed(),
+            delay: Duration::from_millis(100),
+            open: usize::MAX,
         }
     }
 
@@ -690,7 +710,15 @@ impl<T: DeserializeOwned> Worker<T> {
             }
             w.polls += 1;
             self.maybe_summary(false).await;
-            clock.sleep(watch_interval(terms.lease())).await;
+            let open = n - w.marked.count();
+            let cap = watch_interval(terms.lease());
+            w.delay = if open < w.open {
+                Duration::from_millis(100).min(cap)
+            } else {
+                (w.delay * 2).min(cap)
+            };
+            w.open = open;
+            clock.sleep(w.delay).await;
         }
     }
 
@@ -763,7 +791,7 @@ impl<T: DeserializeOwned> Worker<T> {
                 ..ListQuery::default()
             },
             Some(d) => ListQuery {
-                prefix: claim_name(from, width)[..d].to_string(),
+                prefix: crate::layout::claim_prefix(from, width, d),
                 limit: Some(limit),
                 ..ListQuery::default()
             },
@@ -802,15 +830,22 @@ impl<T: DeserializeOwned> Worker<T> {
             };
             let page = dir.list_page(&q).await?;
             self.progress.marker_checks += 1;
-            blocks.extend(
-                page.objects
-                    .iter()
-                    .filter_map(|o| o.key.rsplit('/').next()?.parse::<usize>().ok()),
-            );
+            for o in &page.objects {
+                let name = o.key.rsplit('/').next().unwrap_or("");
+                if name == crate::layout::EXHAUSTED {
+                    self.exhausted_seen = true;
+                } else if let Ok(k) = name.parse::<usize>() {
+                    blocks.push(k);
+                }
+            }
             match page.next {
                 Some(t) => token = Some(t),
                 None => break,
             }
+        }
+        if self.exhausted_seen {
+            // Somebody knew every element claimed: so does this worker now.
+            blocks = (0..self.doc.count.div_ceil(crate::layout::BLOCK)).collect();
         }
         self.planner.markers(&blocks);
         Ok(())
@@ -849,6 +884,11 @@ impl<T: DeserializeOwned> Worker<T> {
     /// elements failed (also right after this worker reported a failure).
     async fn check_destroy(&mut self) -> Result<()> {
         let now = self.claims.clock().elapsed();
+        if self.last_destroy_check.is_none() {
+            // Opening just read the session: the first check comes one
+            // interval later (a destroy waits more than two intervals).
+            self.last_destroy_check = Some(now);
+        }
         let my_failures = self.counters.failed.load(Ordering::Relaxed);
         let failed_since = my_failures > self.failures_checked;
         if let Some(last) = self.last_destroy_check
@@ -890,24 +930,56 @@ impl<T: DeserializeOwned> Worker<T> {
     }
 
     /// Marks the session exhausted (create-only; losing that race is fine),
-    /// after publishing every block marker still missing.
+    /// after publishing every block marker still missing; a worker that
+    /// learned it from the marker writes nothing.
     async fn finish(&mut self) {
         self.progress.finished = true;
         self.summary_dirty = true;
-        let blocks = self.planner.all_unmarked_full_blocks();
-        self.write_markers(blocks).await;
-        if let Ok(p) = self.session.exhausted() {
-            let body = format!(
-                "{{\"by\":{:?},\"t_ms\":{}}}",
-                self.worker_id,
-                unix_millis(self.claims.clock().now())
-            );
-            if let Err(e) = p.write_bytes(body).await
-                && !e.is_already_exists()
-            {
-                tracing::debug!(error = %e, "could not write the exhausted marker");
+        // The last writes of a worker go out together: one round trip.
+        let mut writes: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
+        if !self.exhausted_seen {
+            let blocks = self.planner.all_unmarked_full_blocks();
+            for k in blocks {
+                if let Ok(p) = self.session.full_block(k) {
+                    self.progress.marker_checks += 1;
+                    writes.push(Box::pin(async move {
+                        if let Err(e) = p.write_bytes(bytes::Bytes::from_static(b"{}")).await
+                            && !e.is_already_exists()
+                        {
+                            tracing::debug!(error = %e, "could not write a block marker");
+                        }
+                    }));
+                }
+            }
+            if let Ok(p) = self.session.exhausted() {
+                let body = format!(
+                    "{{\"by\":{:?},\"t_ms\":{}}}",
+                    self.worker_id,
+                    unix_millis(self.claims.clock().now())
+                );
+                writes.push(Box::pin(async move {
+                    if let Err(e) = p.write_bytes(body).await
+                        && !e.is_already_exists()
+                    {
+                        tracing::debug!(error = %e, "could not write the exhausted marker");
+                    }
+                }));
             }
         }
+        if self.terms.is_none() {
+            // Nothing comes after this in a default session: the final
+            // summary goes out with the markers.
+            self.summary_dirty = false;
+            self.last_summary = Some(self.claims.clock().elapsed());
+            let summary = self.summary.clone();
+            let progress = self.snapshot();
+            writes.push(Box::pin(async move {
+                if let Err(e) = summary.overwrite_json(&progress).await {
+                    tracing::debug!(error = %e, "could not write the worker summary");
+                }
+            }));
+        }
+        futures::future::join_all(writes).await;
     }
 
     /// Writes the progress summary at most once per interval, and at the end.

@@ -398,21 +398,28 @@ async fn bad_input_gives_typed_errors() {
 
 #[tokio::test]
 async fn dataset_folders_sort_by_time_and_never_collide() {
-    let root = UPath::parse("mem://mux-folders/jobs").unwrap();
+    // On a clock that moves a microsecond per dataset (and a real one would
+    // not be trusted to move forward at all), the folder names sort by
+    // creation time; two datasets never share a folder.
+    let clock = cloudmux_core::clock::ManualClock::fixed();
+    let root = UPath::parse("mem://mux-folders/jobs")
+        .unwrap()
+        .with_clock(clock.clone());
     let mut names = Vec::new();
-    for _ in 0..20 {
+    for i in 0..20 {
+        if i % 2 == 0 {
+            clock.advance(Duration::from_micros(1));
+        }
         let m = Multiplexer::new([1u8], &root, None).await.unwrap();
         names.push(m.path().name().to_string());
     }
     let set: BTreeSet<_> = names.iter().cloned().collect();
     assert_eq!(set.len(), names.len(), "two datasets got the same folder");
-    let mut sorted = names.clone();
-    sorted.sort();
-    // Same-microsecond folders may order by their random suffix; otherwise by time.
     let times: Vec<_> = names.iter().map(|n| n[..23].to_string()).collect();
     let mut st = times.clone();
     st.sort();
     assert_eq!(times, st, "folder names sort by creation time");
+    assert!(times[0] < times[2] && times[0] == times[1]);
     let m = Multiplexer::open(&root.join(&names[0]).unwrap())
         .await
         .unwrap();

@@ -12,11 +12,6 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 /// one (emulators accept any region; AWS redirects a wrong one with a 301).
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// The SDK's own attempts per request (the first included). Kept small: the
-/// [`UPath`](cloudmux_core::UPath) layer retries transient failures itself,
-/// and the two would multiply.
-pub const DEFAULT_SDK_ATTEMPTS: u32 = 3;
-
 /// Settings of an S3 client. Every field left unset comes from the standard
 /// AWS chain: environment variables (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...,
 /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`), the shared config and
@@ -26,6 +21,13 @@ pub const DEFAULT_SDK_ATTEMPTS: u32 = 3;
 /// path-style addressing is used and checksums are only computed and checked
 /// when an operation requires them, unless overridden.
 ///
+/// The client makes exactly **one attempt per request**: the SDK's own
+/// retries are off (whatever `AWS_MAX_ATTEMPTS` or a profile says), because
+/// every request of a [`UPath`](cloudmux_core::UPath) goes through the core's
+/// [`Retry`](cloudmux_core::layers::Retry) layer, which retries transient
+/// failures and, unlike an SDK, never mistakes a retried conditional write
+/// meeting its own effect for a lost race.
+///
 /// ```
 /// use cloudmux_s3::S3Config;
 /// let cfg = S3Config::new()
@@ -34,7 +36,12 @@ pub const DEFAULT_SDK_ATTEMPTS: u32 = 3;
 /// assert!(cfg.is_custom_endpoint());
 /// assert!(cfg.effective_path_style());
 /// ```
-#[derive(Clone)]
+///
+/// Equal configurations (`==`, `Hash`) build interchangeable clients, which
+/// is how a registry keeps one client per configuration; compare them after
+/// [`S3Config::with_env_endpoint`] so that the endpoint the environment
+/// names counts too. `Debug` never shows the credentials.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct S3Config {
     /// The endpoint URL; `None` for the environment's or AWS's own.
     pub endpoint: Option<String>,
@@ -46,8 +53,6 @@ pub struct S3Config {
     /// Send unsigned requests (public buckets). Emulators want dummy
     /// credentials instead: moto refuses unsigned conditional writes.
     pub anonymous: bool,
-    /// The SDK's attempts per request, the first included.
-    pub sdk_attempts: u32,
     /// The time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Static credentials (access key id, secret) instead of the chain; set
@@ -62,7 +67,6 @@ impl std::fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
             .field("anonymous", &self.anonymous)
-            .field("sdk_attempts", &self.sdk_attempts)
             .field("connect_timeout", &self.connect_timeout)
             .field(
                 "credentials",
@@ -79,7 +83,6 @@ impl Default for S3Config {
             region: None,
             force_path_style: None,
             anonymous: false,
-            sdk_attempts: DEFAULT_SDK_ATTEMPTS,
             connect_timeout: Duration::from_secs(10),
             credentials: None,
         }
@@ -127,12 +130,6 @@ impl S3Config {
         self
     }
 
-    /// Sets the SDK's attempts per request (at least 1).
-    pub fn sdk_attempts(mut self, n: u32) -> Self {
-        self.sdk_attempts = n.max(1);
-        self
-    }
-
     /// The endpoint that will be used: the explicit one, else
     /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`.
     pub fn effective_endpoint(&self) -> Option<String> {
@@ -140,6 +137,16 @@ impl S3Config {
             .clone()
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
+    }
+
+    /// This configuration with the endpoint the environment names now (see
+    /// [`effective_endpoint`](Self::effective_endpoint)) written in, so that
+    /// it no longer changes with the environment.
+    pub fn with_env_endpoint(self) -> Self {
+        match self.effective_endpoint() {
+            Some(e) if self.endpoint.is_none() => self.endpoint(e),
+            _ => self,
+        }
     }
 
     /// True when the effective endpoint is set and is not AWS itself.
@@ -177,7 +184,8 @@ impl S3Config {
         }
         let sdk = loader.load().await;
         let mut b = aws_sdk_s3::config::Builder::from(&sdk)
-            .retry_config(RetryConfig::standard().with_max_attempts(self.sdk_attempts))
+            // One attempt per request: retries belong to the core's Retry layer.
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(self.connect_timeout)
@@ -242,12 +250,9 @@ mod tests {
         assert!(c.effective_path_style());
         let c = c.force_path_style(false);
         assert!(!c.effective_path_style());
-        let c = S3Config::new()
-            .endpoint("https://s3.us-west-2.amazonaws.com")
-            .sdk_attempts(0);
+        let c = S3Config::new().endpoint("https://s3.us-west-2.amazonaws.com");
         assert!(!c.is_custom_endpoint());
         assert!(!c.effective_path_style());
-        assert_eq!(c.sdk_attempts, 1);
     }
 
     #[test]

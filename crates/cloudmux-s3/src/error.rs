@@ -1,49 +1,21 @@
-//! S3 answers mapped onto [`ErrorKind`].
+//! S3 answers mapped onto the core [`Error`].
 //!
-//! One pure function, [`classify`], decides the kind from what the request was
-//! ([`Op`]), the HTTP status (none when no response came back) and S3's error
-//! code. [`from_sdk`] pulls those out of an SDK error and builds the message:
-//! status, error code, bucket and key only, never the provider's free text or
-//! anything from the request (which may carry signatures).
+//! [`classify`] is one pure function of what the request was ([`Op`], the
+//! core's one taxonomy), the HTTP status and S3's error code. S3's own codes
+//! come first, each quirk commented where it is handled; for statuses the
+//! codes do not settle it falls back to [`cloudmux_core::http::classify`].
+//! It also says what the core needs beyond the kind: a missing bucket is
+//! [`Missing::Bucket`] (read from the code `NoSuchBucket`, never from a
+//! message), and a request that certainly did not take effect is marked
+//! [`Error::not_applied`].
+//!
+//! [`from_sdk`] pulls status and code out of an SDK error (or sees that no
+//! response came back) and builds the message: status, error code, bucket and
+//! key only, never the provider's free text or anything from the request
+//! (which may carry signatures).
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use cloudmux_core::{Error, ErrorKind};
-
-/// What kind of request failed: the same status means different things for
-/// different requests (a 412 is "already exists" for a create and "lost the
-/// compare-and-swap" for an update).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
-    Get,
-    Head,
-    /// An unconditional PUT.
-    Put,
-    /// A PUT with `If-None-Match: *`.
-    Create,
-    /// A PUT with `If-Match: <etag>`.
-    Update,
-    Delete,
-    List,
-    CreateBucket,
-    DeleteBucket,
-}
-
-impl Op {
-    /// The operation name used in [`Error`]s.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Op::Get => "get",
-            Op::Head => "head",
-            Op::Put => "put",
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Delete => "delete",
-            Op::List => "list",
-            Op::CreateBucket => "create_bucket",
-            Op::DeleteBucket => "delete_bucket",
-        }
-    }
-}
+use cloudmux_core::{Error, ErrorKind, Missing, Op, http};
 
 /// Error codes that mean the credentials were refused or lack a permission.
 const DENIED: &[&str] = &[
@@ -59,89 +31,95 @@ const DENIED: &[&str] = &[
     "InvalidSecurity",
 ];
 
-/// Error codes of failures that may pass when retried.
-const TRANSIENT: &[&str] = &[
+/// Error codes of throttling: the request was refused at the door, so it did
+/// not take effect, and it may pass later.
+const THROTTLED: &[&str] = &[
     "SlowDown",
     "ServiceUnavailable",
-    "InternalError",
-    "RequestTimeout",
     "Throttling",
     "ThrottlingException",
     "RequestLimitExceeded",
+];
+
+/// Error codes of failures that may pass when retried and whose request may
+/// nevertheless have taken effect.
+const TRANSIENT: &[&str] = &[
+    "InternalError",
+    // A 400: S3 gave up waiting for the rest of the request.
+    "RequestTimeout",
     "OperationAborted",
 ];
 
-/// The kind of a failed S3 request.
-///
-/// `status` is `None` when no HTTP response came back (connection refused or
-/// reset, timeout, unreadable response): the request may or may not have
-/// taken effect, so it is `Transient`.
-pub(crate) fn classify(op: Op, status: Option<u16>, code: Option<&str>) -> ErrorKind {
-    let Some(status) = status else {
-        return ErrorKind::Transient;
-    };
+/// The error of an S3 request that was answered with `status` and, when the
+/// body said one, the error `code`. Path and message are added by the caller.
+pub(crate) fn classify(op: Op, status: u16, code: Option<&str>) -> Error {
     let code = code.unwrap_or("");
-    // Codes first: they are more precise than statuses.
+    let kind = |k: ErrorKind| Error::new(k, op.name());
+    // S3's codes first: they are more precise than statuses.
     match code {
         // A missing bucket is NotFound for every request, a compare-and-swap
         // included: the caller must create the bucket, not re-read the object.
-        "NoSuchBucket" => return ErrorKind::NotFound,
-        "BucketAlreadyOwnedByYou" | "BucketAlreadyExists" => return ErrorKind::AlreadyExists,
-        // S3 (2024-): a conditional write raced another conditional write on
-        // the same key that was still in flight. Nothing was written; the
-        // caller re-reads and tries again, so it is retryable. No emulator
-        // produces it (see the unit tests).
-        "ConditionalRequestConflict" => return ErrorKind::Transient,
-        "PreconditionFailed" => return precondition_kind(op),
-        // LocalStack answers 501 NotImplemented to a conditional delete.
-        "NotImplemented" => return ErrorKind::Unsupported,
-        c if DENIED.contains(&c) => return ErrorKind::PermissionDenied,
-        // RequestTimeout comes as a 400: S3 gave up waiting for the body.
-        c if TRANSIENT.contains(&c) => return ErrorKind::Transient,
+        "NoSuchBucket" => return Error::not_found(op.name(), Missing::Bucket),
+        "BucketAlreadyOwnedByYou" | "BucketAlreadyExists" => {
+            return kind(ErrorKind::AlreadyExists);
+        }
+        // S3 (2024-): a 409 to a conditional write that raced another
+        // conditional write on the same key still in flight. Nothing was
+        // written: retrying it (after re-reading) is safe. No emulator
+        // produces it (see the unit tests and tests/mock_http.rs).
+        "ConditionalRequestConflict" => return kind(ErrorKind::Transient).not_applied(),
+        // Some compatibles send the code with another status.
+        "PreconditionFailed" => return by_status(op, 412, code),
+        // LocalStack answers 501 NotImplemented to a conditional delete
+        // (which this backend does not send; see `Capabilities`).
+        "NotImplemented" => return kind(ErrorKind::Unsupported),
+        c if DENIED.contains(&c) => return kind(ErrorKind::PermissionDenied),
+        c if THROTTLED.contains(&c) => return kind(ErrorKind::Transient).not_applied(),
+        c if TRANSIENT.contains(&c) => return kind(ErrorKind::Transient),
         _ => {}
     }
     match status {
-        412 => precondition_kind(op),
-        // 404 NoSuchKey on an If-Match PUT: the object we meant to replace is
-        // gone, so the compare-and-swap lost.
-        404 if op == Op::Update => ErrorKind::Precondition,
-        404 => ErrorKind::NotFound,
+        // Any other 409 to an object write is a conflict with a concurrent
+        // request on the key: retry (after re-reading). It may have applied.
+        409 if matches!(
+            op,
+            Op::Put | Op::Create | Op::Update | Op::Delete | Op::DeleteIf
+        ) =>
+        {
+            kind(ErrorKind::Transient)
+        }
         // moto answers conditional writes of unsigned requests with a bare
-        // 403 (no code): a credentials problem like any other 403.
-        401 | 403 => ErrorKind::PermissionDenied,
-        // Any other 409 on a write is a conflict with a concurrent request
-        // (S3 also uses OperationAborted): retry after re-reading.
-        409 if matches!(op, Op::Put | Op::Create | Op::Update | Op::Delete) => ErrorKind::Transient,
-        408 | 429 => ErrorKind::Transient,
-        501 => ErrorKind::Unsupported,
-        500..=599 => ErrorKind::Transient,
-        // 301/307: the bucket lives in another region (or the endpoint is
-        // wrong); 400 and 416: the request itself is malformed.
-        301 | 307 | 400 | 411 | 413 | 414 | 416 => ErrorKind::InvalidInput,
-        _ => ErrorKind::Other,
+        // 403 (no code): a credentials problem like any other 403 (and so
+        // left to the shared classification).
+        _ => by_status(op, status, code),
     }
 }
 
-/// A failed precondition: a lost create race or a lost compare-and-swap.
-fn precondition_kind(op: Op) -> ErrorKind {
-    match op {
-        Op::Create => ErrorKind::AlreadyExists,
-        _ => ErrorKind::Precondition,
+/// The shared classification of `status`, with what S3's code adds to it.
+///
+/// S3's 404 `NoSuchKey` to an `If-Match` PUT (the object to replace is gone)
+/// is a lost compare-and-swap: the shared rule for `Update` says exactly that.
+fn by_status(op: Op, status: u16, code: &str) -> Error {
+    match http::classify(op, status) {
+        ErrorKind::NotFound if code == "NoSuchKey" => Error::not_found(op.name(), Missing::Object),
+        // HEAD answers carry no body, so no code: object or bucket, S3 does
+        // not say.
+        ErrorKind::NotFound => Error::new(ErrorKind::NotFound, op.name()),
+        ErrorKind::Transient if http::refused_before_applying(status) => {
+            Error::new(ErrorKind::Transient, op.name()).not_applied()
+        }
+        kind => Error::new(kind, op.name()),
     }
 }
 
 /// The message of an error that came with an HTTP response.
-pub(crate) fn http_message(
-    kind: ErrorKind,
-    status: u16,
-    code: Option<&str>,
-    bucket: &str,
-) -> String {
+pub(crate) fn http_message(e: &Error, status: u16, code: Option<&str>, bucket: &str) -> String {
     let code = code.filter(|c| !c.is_empty()).unwrap_or("no error code");
+    if e.is_bucket_missing() {
+        return format!("the bucket '{bucket}' does not exist (HTTP {status} {code})");
+    }
     let mut m = format!("S3 answered HTTP {status} ({code}) in bucket '{bucket}'");
-    if code == "NoSuchBucket" {
-        m = format!("the bucket '{bucket}' does not exist (HTTP {status} NoSuchBucket)");
-    } else if kind == ErrorKind::InvalidInput && (status == 301 || status == 307) {
+    if e.kind() == ErrorKind::InvalidInput && (status == 301 || status == 307) {
         m.push_str(": the bucket is in another region, or the endpoint is wrong");
     }
     m
@@ -155,43 +133,59 @@ where
 {
     let status = err.raw_response().map(|r| r.status_u16());
     let code = err.code().map(str::to_string);
-    let (kind, message) = match (&err, status) {
-        (SdkError::ConstructionFailure(_), _) => (
-            ErrorKind::InvalidInput,
-            format!("the request could not be built: {}", chain(&err)),
-        ),
+    let transient = || Error::new(ErrorKind::Transient, op.name());
+    let e = match (&err, status) {
+        (SdkError::ConstructionFailure(_), _) => Error::new(ErrorKind::InvalidInput, op.name())
+            .not_applied()
+            .with_message(format!("the request could not be built: {}", chain(&err))),
         (_, Some(status)) => {
-            let kind = classify(op, Some(status), code.as_deref());
-            (kind, http_message(kind, status, code.as_deref(), bucket))
+            let e = classify(op, status, code.as_deref());
+            let m = http_message(&e, status, code.as_deref(), bucket);
+            e.with_message(m)
         }
         // The credentials chain failed before anything was sent: a
         // configuration problem, unless a provider merely timed out.
-        (_, None) if let Some(kind) = credentials_failure(&err) => (
-            kind,
-            format!(
+        (_, None) if let Some(kind) = credentials_failure(&err) => Error::new(kind, op.name())
+            .not_applied()
+            .with_message(format!(
                 "no usable AWS credentials (bucket '{bucket}'): {}",
                 chain(&err)
-            ),
-        ),
-        // No response: the error chain names the transport failure (refused,
-        // reset, timeout); it holds no request data.
-        (SdkError::TimeoutError(_), None) => (
-            ErrorKind::Transient,
-            format!("no answer from S3 in time (bucket '{bucket}')"),
-        ),
-        (_, None) => (
-            ErrorKind::Transient,
-            format!("no answer from S3 (bucket '{bucket}'): {}", chain(&err)),
-        ),
+            )),
+        // No connection could be opened (DNS, TCP, TLS): nothing was sent.
+        (_, None) if nothing_sent(&err) => transient().not_applied().with_message(format!(
+            "could not connect to S3 (bucket '{bucket}'): {}",
+            chain(&err)
+        )),
+        // No response to a request that may have been sent: its outcome is
+        // open. The error chain names the failure (reset, timeout); it holds
+        // no request data.
+        (SdkError::TimeoutError(_), None) => {
+            transient().with_message(format!("no answer from S3 in time (bucket '{bucket}')"))
+        }
+        (_, None) => transient().with_message(format!(
+            "no answer from S3 (bucket '{bucket}'): {}",
+            chain(&err)
+        )),
     };
     let path = if key.is_empty() {
         format!("s3://{bucket}")
     } else {
         key.to_string()
     };
-    Error::new(kind, op.name())
-        .with_path(path)
-        .with_message(message)
+    e.with_path(path)
+}
+
+/// True when the connection itself could not be opened (name resolution,
+/// TCP connect, TLS handshake, connect timeout): the request was never sent.
+fn nothing_sent(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return h.is_connect();
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// When a credentials provider failed somewhere in the error's causes: the
@@ -245,61 +239,100 @@ mod tests {
     use super::*;
     use ErrorKind::*;
 
+    fn kind(op: Op, status: u16, code: Option<&str>) -> ErrorKind {
+        classify(op, status, code).kind()
+    }
+
     #[test]
     fn precondition_failures_depend_on_the_request() {
         assert_eq!(
-            classify(Op::Create, Some(412), Some("PreconditionFailed")),
+            kind(Op::Create, 412, Some("PreconditionFailed")),
             AlreadyExists
         );
         assert_eq!(
-            classify(Op::Update, Some(412), Some("PreconditionFailed")),
+            kind(Op::Update, 412, Some("PreconditionFailed")),
             Precondition
         );
         // A 412 without a code (some compatibles) reads the same.
-        assert_eq!(classify(Op::Create, Some(412), None), AlreadyExists);
-        assert_eq!(classify(Op::Update, Some(412), None), Precondition);
+        assert_eq!(kind(Op::Create, 412, None), AlreadyExists);
+        assert_eq!(kind(Op::Update, 412, None), Precondition);
+        // A lost race is a definite answer.
+        assert!(!classify(Op::Create, 412, None).may_have_applied());
     }
 
     #[test]
     fn conditional_request_conflict_is_retryable() {
         for op in [Op::Create, Op::Update, Op::Put] {
             assert_eq!(
-                classify(op, Some(409), Some("ConditionalRequestConflict")),
+                kind(op, 409, Some("ConditionalRequestConflict")),
                 Transient,
                 "{op:?}"
             );
         }
-        assert_eq!(classify(Op::Update, Some(409), None), Transient);
-        assert_eq!(
-            classify(Op::Update, Some(409), Some("OperationAborted")),
-            Transient
-        );
+        assert_eq!(kind(Op::Update, 409, None), Transient);
+        assert_eq!(kind(Op::Update, 409, Some("OperationAborted")), Transient);
+    }
+
+    #[test]
+    fn conditional_request_conflict_was_not_applied() {
+        for op in [Op::Create, Op::Update] {
+            let e = classify(op, 409, Some("ConditionalRequestConflict"));
+            assert!(e.is_retryable() && !e.may_have_applied(), "{op:?}: {e:?}");
+        }
+        // Other conflicts and server errors leave the outcome open.
+        assert!(classify(Op::Update, 409, None).may_have_applied());
+        assert!(classify(Op::Create, 500, Some("InternalError")).may_have_applied());
+        assert!(classify(Op::Create, 502, None).may_have_applied());
+    }
+
+    #[test]
+    fn throttling_was_not_applied() {
+        for (status, code) in [
+            (503, Some("SlowDown")),
+            (503, None),
+            (429, None),
+            (400, Some("RequestLimitExceeded")),
+        ] {
+            let e = classify(Op::Create, status, code);
+            assert!(
+                e.is_retryable() && !e.may_have_applied(),
+                "{status} {code:?}: {e:?}"
+            );
+        }
     }
 
     #[test]
     fn missing_keys() {
-        assert_eq!(classify(Op::Get, Some(404), Some("NoSuchKey")), NotFound);
-        // HEAD has no body, so no code: the SDK reports "NotFound" or nothing.
-        assert_eq!(classify(Op::Head, Some(404), Some("NotFound")), NotFound);
-        assert_eq!(classify(Op::Head, Some(404), None), NotFound);
-        // If-Match on a key that is gone: the compare-and-swap lost.
+        assert_eq!(kind(Op::Get, 404, Some("NoSuchKey")), NotFound);
         assert_eq!(
-            classify(Op::Update, Some(404), Some("NoSuchKey")),
-            Precondition
+            classify(Op::Get, 404, Some("NoSuchKey")).missing(),
+            Some(Missing::Object)
         );
+        // HEAD has no body, so no code: the SDK reports "NotFound" or nothing.
+        assert_eq!(kind(Op::Head, 404, Some("NotFound")), NotFound);
+        assert_eq!(kind(Op::Head, 404, None), NotFound);
+        assert_eq!(classify(Op::Head, 404, None).missing(), None);
+        // If-Match on a key that is gone: the compare-and-swap lost.
+        assert_eq!(kind(Op::Update, 404, Some("NoSuchKey")), Precondition);
     }
 
     #[test]
     fn missing_bucket_is_not_found_everywhere() {
         for op in [Op::Get, Op::Head, Op::Update, Op::Create, Op::List, Op::Put] {
-            assert_eq!(
-                classify(op, Some(404), Some("NoSuchBucket")),
-                NotFound,
-                "{op:?}"
-            );
+            let e = classify(op, 404, Some("NoSuchBucket"));
+            assert_eq!(e.kind(), NotFound, "{op:?}");
+            assert_eq!(e.missing(), Some(Missing::Bucket), "{op:?}");
+            assert!(e.is_bucket_missing());
         }
-        let m = http_message(NotFound, 404, Some("NoSuchBucket"), "my-bucket");
+        let e = classify(Op::Get, 404, Some("NoSuchBucket"));
+        let m = http_message(&e, 404, Some("NoSuchBucket"), "my-bucket");
         assert!(m.contains("'my-bucket' does not exist"), "{m}");
+        // A missing key never reads as a missing bucket, whatever the bucket
+        // is called.
+        let e = classify(Op::Get, 404, Some("NoSuchKey"));
+        assert!(!e.is_bucket_missing());
+        let m = http_message(&e, 404, Some("NoSuchKey"), "NoSuchBucket");
+        assert!(!m.contains("does not exist"), "{m}");
     }
 
     #[test]
@@ -309,61 +342,42 @@ mod tests {
             "InvalidAccessKeyId",
             "SignatureDoesNotMatch",
         ] {
-            assert_eq!(
-                classify(Op::Get, Some(403), Some(code)),
-                PermissionDenied,
-                "{code}"
-            );
+            assert_eq!(kind(Op::Get, 403, Some(code)), PermissionDenied, "{code}");
         }
         // moto: a bare 403 to an unsigned conditional write.
-        assert_eq!(classify(Op::Create, Some(403), None), PermissionDenied);
-        assert_eq!(classify(Op::List, Some(401), None), PermissionDenied);
+        assert_eq!(kind(Op::Create, 403, None), PermissionDenied);
+        assert_eq!(kind(Op::List, 401, None), PermissionDenied);
     }
 
     #[test]
     fn transient_failures() {
-        assert_eq!(classify(Op::Put, Some(503), Some("SlowDown")), Transient);
-        assert_eq!(
-            classify(Op::Get, Some(500), Some("InternalError")),
-            Transient
-        );
-        assert_eq!(classify(Op::Get, Some(502), None), Transient);
-        assert_eq!(classify(Op::Get, Some(429), None), Transient);
+        assert_eq!(kind(Op::Put, 503, Some("SlowDown")), Transient);
+        assert_eq!(kind(Op::Get, 500, Some("InternalError")), Transient);
+        assert_eq!(kind(Op::Get, 502, None), Transient);
+        assert_eq!(kind(Op::Get, 429, None), Transient);
         // S3's RequestTimeout is a 400 but retryable.
-        assert_eq!(
-            classify(Op::Put, Some(400), Some("RequestTimeout")),
-            Transient
-        );
-        // No response at all (refused, reset, timed out).
-        for op in [Op::Get, Op::Create, Op::Update, Op::List] {
-            assert_eq!(classify(op, None, None), Transient, "{op:?}");
-        }
+        assert_eq!(kind(Op::Put, 400, Some("RequestTimeout")), Transient);
     }
 
     #[test]
     fn bad_requests_and_the_rest() {
+        assert_eq!(kind(Op::Put, 400, Some("InvalidArgument")), InvalidInput);
+        assert_eq!(kind(Op::Put, 400, None), InvalidInput);
+        assert_eq!(kind(Op::List, 301, Some("PermanentRedirect")), InvalidInput);
+        assert_eq!(kind(Op::DeleteIf, 501, Some("NotImplemented")), Unsupported);
         assert_eq!(
-            classify(Op::Put, Some(400), Some("InvalidArgument")),
-            InvalidInput
-        );
-        assert_eq!(classify(Op::Put, Some(400), None), InvalidInput);
-        assert_eq!(
-            classify(Op::List, Some(301), Some("PermanentRedirect")),
-            InvalidInput
-        );
-        assert_eq!(
-            classify(Op::Delete, Some(501), Some("NotImplemented")),
-            Unsupported
-        );
-        assert_eq!(
-            classify(Op::CreateBucket, Some(409), Some("BucketAlreadyOwnedByYou")),
+            kind(Op::CreateBucket, 409, Some("BucketAlreadyOwnedByYou")),
             AlreadyExists
         );
-        assert_eq!(
-            classify(Op::DeleteBucket, Some(409), Some("BucketNotEmpty")),
-            Other
-        );
-        assert_eq!(classify(Op::Get, Some(418), None), Other);
+        assert_eq!(kind(Op::DeleteBucket, 409, Some("BucketNotEmpty")), Other);
+        assert_eq!(kind(Op::Get, 418, None), Other);
+    }
+
+    #[test]
+    fn errors_are_named_by_the_core_operation() {
+        assert_eq!(classify(Op::Update, 412, None).op(), "update");
+        assert_eq!(classify(Op::Put, 500, None).op(), "put");
+        assert_eq!(classify(Op::CreateBucket, 409, None).op(), "create_bucket");
     }
 
     #[test]
@@ -389,6 +403,9 @@ mod tests {
         assert_eq!(credentials_failure(&e), Some(Transient));
         let io = std::io::Error::other("reset");
         assert_eq!(credentials_failure(&io), None);
+        // Not a failure to connect either: a reset says nothing about
+        // whether the request got through.
+        assert!(!nothing_sent(&io));
     }
 
     #[test]
@@ -414,14 +431,17 @@ mod tests {
 
     #[test]
     fn messages_name_status_code_and_bucket_only() {
-        let m = http_message(Precondition, 412, Some("PreconditionFailed"), "b1");
+        let e = classify(Op::Update, 412, Some("PreconditionFailed"));
+        let m = http_message(&e, 412, Some("PreconditionFailed"), "b1");
         assert_eq!(
             m,
             "S3 answered HTTP 412 (PreconditionFailed) in bucket 'b1'"
         );
-        let m = http_message(PermissionDenied, 403, None, "b1");
+        let e = classify(Op::Get, 403, None);
+        let m = http_message(&e, 403, None, "b1");
         assert_eq!(m, "S3 answered HTTP 403 (no error code) in bucket 'b1'");
-        let m = http_message(InvalidInput, 301, Some("PermanentRedirect"), "b1");
+        let e = classify(Op::List, 301, Some("PermanentRedirect"));
+        let m = http_message(&e, 301, Some("PermanentRedirect"), "b1");
         assert!(m.contains("another region"), "{m}");
     }
 }

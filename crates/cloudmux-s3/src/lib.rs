@@ -7,11 +7,13 @@
 //! |---|---|
 //! | [`S3Config`] | endpoint, region, path-style and anonymous overrides on top of the standard AWS chain |
 //! | [`S3Store`] | the `Store` over one bucket: conditional writes with `If-None-Match` / `If-Match` on ETags |
-//! | [`open_url`], [`parse_url`] | `s3://bucket/prefix` URLs, sharing one SDK client per process |
+//! | [`S3Client`] | one SDK client (connection pool, credentials) for any number of buckets |
+//! | [`open_url`], [`parse_url`] | `s3://bucket/prefix` URLs |
 //! | `error` (private) | S3 status and error codes onto [`ErrorKind`](cloudmux_core::ErrorKind), quirk by quirk |
 //!
 //! Most users go through the `cloudmux` facade crate (feature `s3`):
-//! `cloudmux::path("s3://bucket/prefix")`. To point at an emulator, set
+//! `cloudmux::path("s3://bucket/prefix")`, whose registry keeps one client
+//! per configuration. Nothing in this crate is global or cached. To point at an emulator, set
 //! `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) and dummy credentials, or
 //! build a store explicitly:
 //!
@@ -29,11 +31,13 @@
 
 #![warn(missing_docs)]
 
+mod client;
 mod config;
 mod error;
 mod store;
 mod url;
 
-pub use config::{DEFAULT_REGION, DEFAULT_SDK_ATTEMPTS, S3Config};
+pub use client::S3Client;
+pub use config::{DEFAULT_REGION, S3Config};
 pub use store::S3Store;
 pub use url::{open_url, parse_url};

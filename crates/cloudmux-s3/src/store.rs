@@ -4,17 +4,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
 use cloudmux_core::{
-    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, PutMode,
+    Capabilities, Error, ErrorKind, GetResult, ListPage, ListRequest, ObjectMeta, Op, PutMode,
     PutResult, Result, Store, Version,
 };
 
 use crate::config::{DEFAULT_REGION, S3Config};
-use crate::error::{Op, from_sdk};
+use crate::error::from_sdk;
 
 /// The largest page ListObjectsV2 returns.
 const MAX_LIST_PAGE: usize = 1000;
@@ -51,11 +50,7 @@ impl S3Store {
     /// resolved lazily, on the first request.
     pub async fn new(bucket: &str, config: &S3Config) -> Result<Arc<S3Store>> {
         crate::url::validate_bucket(bucket)?;
-        let client = config.client().await;
-        Ok(Arc::new(S3Store {
-            client,
-            bucket: bucket.to_string(),
-        }))
+        crate::S3Client::new(config).await.store(bucket)
     }
 
     /// A store for `bucket` sharing an existing client (crate-internal, so
@@ -215,28 +210,15 @@ impl Store for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .body(ByteStream::from(bytes));
-        let (op, out) = match mode {
-            PutMode::Overwrite => (Op::Put, req.send().await),
-            // Conditional writes get no SDK retries: a retry of a write whose
-            // response was lost would meet its own object and report a lost
-            // race (412). Failing with Transient instead lets the UPath layer
-            // retry and then settle the outcome by reading the object back.
-            PutMode::Create => (
-                Op::Create,
-                req.if_none_match("*")
-                    .customize()
-                    .config_override(no_sdk_retries())
-                    .send()
-                    .await,
-            ),
-            PutMode::Update(v) => (
-                Op::Update,
-                req.if_match(v.as_str())
-                    .customize()
-                    .config_override(no_sdk_retries())
-                    .send()
-                    .await,
-            ),
+        // One attempt per request (the client makes no retries of its own):
+        // a retry of a conditional write whose response was lost would meet
+        // its own object and report a lost race. The UPath layer retries
+        // and settles such outcomes by reading the object back.
+        let op = mode.op();
+        let out = match mode {
+            PutMode::Overwrite => req.send().await,
+            PutMode::Create => req.if_none_match("*").send().await,
+            PutMode::Update(v) => req.if_match(v.as_str()).send().await,
         };
         let out = out.map_err(|e| from_sdk(op, &self.bucket, key, e))?;
         match out.e_tag() {
@@ -260,7 +242,7 @@ impl Store for S3Store {
             Ok(_) => Ok(()),
             // S3 answers 204 for a missing key; some compatibles answer 404
             // NoSuchKey. Either way the key is gone, which is what was asked.
-            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(()),
+            Err(e) if e.is_not_found() && !e.is_bucket_missing() => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -317,10 +299,25 @@ impl Store for S3Store {
     }
 }
 
-fn no_sdk_retries() -> aws_sdk_s3::config::Builder {
-    aws_sdk_s3::config::Builder::new().retry_config(RetryConfig::standard().with_max_attempts(1))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn is_missing_bucket(e: &Error) -> bool {
-    e.message().is_some_and(|m| m.contains("NoSuchBucket"))
+    #[tokio::test]
+    async fn capabilities_are_what_the_backend_does() {
+        let cfg = S3Config::new()
+            .endpoint("http://127.0.0.1:9")
+            .region("us-east-1");
+        let s = S3Store::new("b", &cfg).await.unwrap();
+        let caps = s.capabilities();
+        // LocalStack answers a conditional delete with 501: not offered
+        // (and `delete_if` answers Unsupported without a request).
+        assert!(!caps.conditional_delete);
+        // ListObjectsV2 has StartAfter.
+        assert!(caps.list_start_after);
+        assert_eq!(caps.max_list_page, 1000);
+        assert_eq!(caps.min_write_interval, std::time::Duration::ZERO);
+        let e = s.delete_if("k", &Version::new("\"v\"")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
 }

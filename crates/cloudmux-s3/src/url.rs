@@ -1,15 +1,9 @@
-//! `s3://bucket/prefix` URLs and the process-wide client behind them.
+//! `s3://bucket/prefix` URLs.
 
-use std::sync::Arc;
+use cloudmux_core::{Error, Result, UPath};
 
-use cloudmux_core::{Error, Result, Store, UPath};
-use tokio::sync::OnceCell;
-
+use crate::client::S3Client;
 use crate::config::S3Config;
-use crate::store::S3Store;
-
-/// The one client of [`open_url`], built on first use from the environment.
-static CLIENT: OnceCell<aws_sdk_s3::Client> = OnceCell::const_new();
 
 /// Splits `s3://bucket/optional/prefix` into the bucket and the key prefix
 /// (without leading or trailing `/`).
@@ -61,26 +55,20 @@ pub(crate) fn validate_bucket(bucket: &str) -> Result<()> {
     Ok(())
 }
 
-/// Opens `s3://bucket/optional/prefix` as a path, with credentials, region
-/// and endpoint from the environment (see [`S3Config`]).
+/// Opens `s3://bucket/optional/prefix` as a path on a new client built from
+/// `config` (see [`S3Config`]; `S3Config::new()` takes everything from the
+/// environment).
 ///
-/// The SDK client is built once per process and shared by every path opened
-/// this way, so opening many paths is cheap. Nothing is sent until the path
-/// is used. The client's pooled connections belong to the tokio runtime that
-/// first uses them: a program with one runtime (the usual case) is fine, but
-/// code that creates a runtime per task (like `#[tokio::test]`) should build
-/// its own store with [`S3Store::new`] in each runtime.
+/// Every call builds its own client, and nothing is kept: to open many paths
+/// on one client, build an [`S3Client`] and call [`S3Client::open_url`].
+/// Nothing is sent until the path is used.
 ///
 /// # Errors
 /// `InvalidInput` for a malformed URL.
-pub async fn open_url(url: &str) -> Result<UPath> {
-    let (bucket, key) = parse_url(url)?;
-    let client = CLIENT
-        .get_or_init(|| async { S3Config::default().client().await })
-        .await
-        .clone();
-    let store: Arc<dyn Store> = S3Store::with_client(client, &bucket);
-    UPath::new(store, key).map_err(|e| e.set_path(url.to_string()))
+pub async fn open_url(url: &str, config: &S3Config) -> Result<UPath> {
+    // Reject a bad URL before loading the AWS chain.
+    parse_url(url)?;
+    S3Client::new(config).await.open_url(url)
 }
 
 #[cfg(test)]
@@ -126,20 +114,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn open_url_shares_one_client_and_checks_keys() {
-        let a = open_url("s3://bucket-a/x/y").await.unwrap();
-        let b = open_url("s3://bucket-b").await.unwrap();
+    async fn open_url_checks_keys() {
+        let cfg = S3Config::new().region("us-east-1");
+        let a = open_url("s3://bucket-a/x/y", &cfg).await.unwrap();
         assert_eq!(a.to_string(), "s3://bucket-a/x/y");
         assert_eq!(a.key(), "x/y");
+        let client = S3Client::new(&cfg).await;
+        let b = client.open_url("s3://bucket-b").unwrap();
         assert_eq!(b.to_string(), "s3://bucket-b");
         assert!(b.is_root());
         assert_eq!(a.store().root_url(), "s3://bucket-a");
         // A key breaking the key rules is refused before any request.
-        let e = open_url("s3://bucket-a/x/../y").await.unwrap_err();
+        let e = client.open_url("s3://bucket-a/x/../y").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert_eq!(e.path(), Some("s3://bucket-a/x/../y"));
-        let e = open_url("s3://bucket-a/x//y").await.unwrap_err();
+        let e = open_url("s3://bucket-a/x//y", &cfg).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
-        assert!(CLIENT.initialized());
+        let e = client.store("bu cket").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 }

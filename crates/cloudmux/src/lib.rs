@@ -2,7 +2,10 @@
 //!
 //! The crate users depend on. It re-exports [`cloudmux_core`] and, behind the
 //! features `s3`, `gcs` and `azure`, the cloud backends, and it resolves any
-//! supported URL to a path with [`path()`] (or the [`Resolver`] it implements).
+//! supported URL to a path with [`path()`] (or [`AnyResolver`], the
+//! [`Resolver`] it implements). Both use [`Registry::global`], which keeps one
+//! client per backend configuration and rebuilds it after a `fork` or when
+//! the tokio runtime that built it has shut down ([`registry`]).
 //!
 //! | URL | backend | feature |
 //! |---|---|---|
@@ -36,48 +39,31 @@ pub use cloudmux_gcs as gcs;
 #[cfg(feature = "s3")]
 pub use cloudmux_s3 as s3;
 
+pub mod registry;
+pub use registry::Registry;
+
 use async_trait::async_trait;
 
-/// Resolves every URL scheme compiled into this build.
+/// Resolves every URL scheme compiled into this build through
+/// [`Registry::global`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AnyResolver;
 
 #[async_trait]
 impl Resolver for AnyResolver {
     async fn resolve(&self, url: &str) -> Result<UPath> {
-        let scheme = url.split_once("://").map(|(s, _)| s);
-        match scheme {
-            None | Some("file") | Some("mem") => UPath::parse(url),
-            #[cfg(feature = "gcs")]
-            Some("gs") => cloudmux_gcs::open_url(url).await,
-            #[cfg(feature = "azure")]
-            Some("az") => cloudmux_azure::open_url(url).await,
-            // http(s) only for blob-storage hosts and the emulator's path style.
-            #[cfg(feature = "azure")]
-            Some("https" | "http") if cloudmux_azure::is_azure_url(url) => {
-                cloudmux_azure::open_url(url).await
-            }
-            #[cfg(feature = "s3")]
-            Some("s3") => cloudmux_s3::open_url(url).await,
-            Some(other) => Err(Error::invalid(
-                "resolve",
-                format!(
-                    "the scheme '{other}' is not supported by this build \
-                     (enable the cloudmux features s3, gcs or azure)"
-                ),
-            )
-            .with_path(url)),
-        }
+        Registry::global().resolve(url).await
     }
 }
 
-/// Opens a path from any supported URL.
+/// Opens a path from any supported URL, with the clients of
+/// [`Registry::global`].
 ///
 /// # Errors
 /// `InvalidInput` for an unknown scheme or a malformed URL; backend errors
 /// (missing credentials, missing bucket) as they arise.
 pub async fn path(url: &str) -> Result<UPath> {
-    AnyResolver.resolve(url).await
+    Registry::global().resolve(url).await
 }
 
 /// Joins a session from its mux id, resolving the dataset URL with every
