@@ -10,21 +10,21 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`runtime`] | one tokio runtime per process (rebuilt after a `fork`), waiting with the interpreter released and signals checked |
-//! | [`errors`] | cloudmux errors as Python exceptions; panics kept out of Python |
-//! | [`value`] | Python objects as MessagePack elements and back (and the opt-in pickle mode) |
-//! | [`path`] | a storage path and its lock |
-//! | [`mux`] | the coordinator's dataset, the worker iterator, leased tasks |
+//! | `runtime` | one tokio runtime per process (rebuilt after a `fork`), waiting with the interpreter released and signals checked |
+//! | `errors` | cloudmux errors as Python exceptions; panics kept out of Python |
+//! | `value` | Python objects as MessagePack elements and back (and the opt-in pickle mode) |
+//! | `path` | a storage path and its lock |
+//! | `mux` | the coordinator's dataset, the worker iterator, leased tasks |
 //!
 //! ## Rules every entry point follows
 //!
 //! - Every storage request runs with the interpreter released
-//!   ([`runtime::wait`]), in slices that check for signals, so other Python
+//!   (`runtime::wait`), in slices that check for signals, so other Python
 //!   threads run and `KeyboardInterrupt` stops a long wait.
-//! - Every body runs inside [`errors::guard`]: a panic becomes a
+//! - Every body runs inside `errors::guard`: a panic becomes a
 //!   `cloudmux.Error`, never pyo3's `PanicException`.
 //! - Objects that hold clients, locks or workers are bound to the process
-//!   that made them ([`runtime::PidBound`]): a forked child opens its own.
+//!   that made them (`runtime::PidBound`): a forked child opens its own.
 
 pub(crate) mod errors;
 pub(crate) mod mux;
