@@ -7,12 +7,11 @@
 # 2. The wheel, built by maturin in the dev profile into the shared target
 #    dir. pyo3's build scripts see exactly what a workspace build
 #    (`cargo clippy`, `cargo doc`) sees: maturin's cargo runs through a small
-#    wrapper that drops the PYO3_* variables maturin adds (the crate asks for
-#    pyo3's extension-module feature itself, and the interpreter is found on
-#    PATH as in a workspace build). Without that, pyo3 and this crate would
-#    be compiled again on every run, and again by the next clippy. The crate
-#    asks for the workspace's features of shared crates (see Cargo.toml), so
-#    nothing else is compiled either. What maturin compiled is printed.
+#    wrapper (maturin-env.sh) that drops the PYO3_* variables maturin adds.
+#    Without that, pyo3 and this crate would be compiled again on every run,
+#    and again by the next clippy. The crate asks for the workspace's
+#    features of shared crates (see Cargo.toml), so nothing else is compiled
+#    either. What maturin compiled is printed.
 # 3. The wheel installed into the venv, and pytest.
 #
 # Environment:
@@ -53,17 +52,9 @@ step "venv with $MATURIN and pytest"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$MATURIN" pytest
 
 step "wheel (dev profile, target dir $CARGO_TARGET_DIR)"
-real_cargo="$(command -v cargo)"
-mkdir -p "$work/bin"
-cat >"$work/bin/cargo" <<EOF
-#!/bin/sh
-# maturin's cargo, with the environment of a workspace build (see ci.sh).
-unset PYO3_CONFIG_FILE PYO3_PYTHON PYO3_ENVIRONMENT_SIGNATURE PYTHON_SYS_EXECUTABLE PYO3_BUILD_EXTENSION_MODULE
-PATH='$PATH'
-export PATH
-exec '$real_cargo' "\$@"
-EOF
-chmod +x "$work/bin/cargo"
+# shellcheck source=maturin-env.sh
+source "$HERE/maturin-env.sh"
+maturin_cargo "$work/bin"
 (cd "$HERE" && PATH="$work/bin:$PATH" "$work/venv/bin/maturin" build --profile dev \
     --out "$work/dist" 2>&1) | tee "$work/build.log" | grep -vE '^\s+(Compiling|Fresh|Checking|Blocking)' || true
 compiled="$(grep -E '^\s+Compiling ' "$work/build.log" | sed -E 's/^ +Compiling //; s/ \(.*//' | paste -sd, - || true)"
