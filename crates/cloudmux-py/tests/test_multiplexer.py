@@ -270,3 +270,25 @@ def test_stat_and_done_from_a_worker_object(local_root: Upath) -> None:
     assert w.done() and w.stat()["claimed"] == 5
     prog = w.progress()
     assert prog["claimed"] == 5 and prog["finished"]
+
+
+def test_a_leased_element_stays_held_across_a_fork(local_root: Upath) -> None:
+    mux = Multiplexer.new(range(6), local_root)
+    mux_id = mux.create_read_session(lease=1.0)
+    task = next(Multiplexer(mux_id).tasks())
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    # The child drains the rest, then watches for expired leases: had the
+    # fork stopped this process's heartbeat, it would take `task` over.
+    child = ctx.Process(target=workers.drain, args=(mux_id, results))
+    child.start()
+    import time
+
+    time.sleep(3.5)  # more than three leases
+    assert not task.lost
+    task.ack()
+    _, got, err = results.get(timeout=60)
+    child.join(30)
+    assert err is None, err
+    assert task.index not in got and sorted(got + [task.value]) == list(range(6))
+    assert mux.done(mux_id)
