@@ -1,8 +1,17 @@
 //! Small helpers: nonces and the default worker / holder name.
 
 /// A fresh 128-bit random nonce as 32 hex digits.
+///
+/// The process id is mixed in: a child made by `fork` inherits its parent's
+/// random state, and two processes must never write the same nonce (the
+/// settlement of ambiguous writes rests on it).
 pub fn nonce() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    let pid = u64::from(std::process::id());
+    format!(
+        "{:016x}{:016x}",
+        fastrand::u64(..) ^ pid.rotate_left(32),
+        fastrand::u64(..)
+    )
 }
 
 /// Environment variables that name a task's index on batch platforms, in the
