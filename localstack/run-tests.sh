@@ -132,6 +132,27 @@ for name in $CLOUDMUX_STARTED_EMULATORS; do
     fi
 done
 
+# The Python package's tests, while the emulators are up (its S3 tests use
+# moto): a wheel built in the shared target dir and pytest in a fresh venv.
+py_ci="$ROOT/crates/cloudmux-py/ci.sh"
+if [[ -f "$py_ci" ]]; then
+    echo ""
+    echo "=== the Python package (crates/cloudmux-py/ci.sh) ==="
+    t0=$(emu_now)
+    py_env=(CLOUDMUX_REQUIRE_EMULATORS=1 CLOUDMUX_REQUIRE_CLI=1)
+    if [[ " $CLOUDMUX_STARTED_EMULATORS " == *" moto "* ]]; then
+        py_env+=(CLOUDMUX_S3_ENDPOINT="$CLOUDMUX_MOTO_ENDPOINT" AWS_ACCESS_KEY_ID=test
+            AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1)
+    fi
+    log="$EMU_STATE/python.log"
+    if (cd "$ROOT" && env "${py_env[@]}" bash "$py_ci") 2>&1 | tee "$log"; then
+        results+=("python: PASSED in $(emu_since "$t0") s ($(grep -Eo '[0-9]+ passed[^=]*' "$log" | tail -1))")
+    else
+        results+=("python: FAILED after $(emu_since "$t0") s")
+        status=1
+    fi
+fi
+
 echo ""
 echo "=== summary ==="
 if ((${#results[@]} == 0)); then

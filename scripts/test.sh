@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and CI runs it:
-# formatting, lints, every crate's tests and doc tests, the docs, and the
-# integration suite against every emulator (installed and started on demand).
+# formatting, lints, every crate's tests and doc tests, the docs, the
+# integration suite against every emulator (installed and started on demand,
+# once), the Python package's tests while they are up, and the benchmark's
+# smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ step "docs (warnings denied)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features
 
 if [ -f localstack/run-tests.sh ]; then
-  step "integration suite against the emulators"
+  step "integration suite against the emulators, and the Python package"
   CLOUDMUX_REQUIRE_EMULATORS=1 bash localstack/run-tests.sh
 fi
 
