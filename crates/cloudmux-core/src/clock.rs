@@ -47,6 +47,41 @@ pub async fn timeout<F: Future>(clock: &dyn Clock, d: Duration, fut: F) -> Optio
     }
 }
 
+/// What a [`heartbeat`] tick tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// Keep going.
+    Again,
+    /// Stop.
+    Stop,
+}
+
+/// Spawns, on the current tokio runtime, a task that calls `tick` every
+/// `every` on `clock`, until `tick` says [`Beat::Stop`] or `stop` resolves
+/// (it is raced against every wait). The heartbeat of locks and leases.
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn heartbeat<S, F, Fut>(clock: Arc<dyn Clock>, every: Duration, stop: S, mut tick: F)
+where
+    S: Future<Output = ()> + Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Beat> + Send,
+{
+    tokio::spawn(async move {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            match futures::future::select(clock.sleep(every), stop.as_mut()).await {
+                futures::future::Either::Right(_) => return,
+                futures::future::Either::Left(_) => {}
+            }
+            if tick().await == Beat::Stop {
+                return;
+            }
+        }
+    });
+}
+
 /// The real clock: `SystemTime::now`, `Instant::now` and `tokio::time::sleep`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

@@ -363,6 +363,15 @@ impl<T: Serialize + DeserializeOwned + Clone> CondDoc<T> {
                     w.ambiguous = true;
                     e
                 }
+                // An earlier attempt of this write may still be applied:
+                // whatever failed now, the outcome stays open.
+                Err(e) if w.ambiguous => {
+                    return Err(Error::new(ErrorKind::OutcomeUnknown, w.mode.op().name())
+                        .with_path(self.path.url())
+                        .with_message(format!(
+                            "an earlier attempt may still be applied, and sending it again failed: {e}"
+                        )));
+                }
                 Err(e) => return Err(e),
             };
             let cur = match self.read().await {

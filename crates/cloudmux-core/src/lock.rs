@@ -78,7 +78,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
-use crate::clock::{Clock, unix_millis};
+use crate::clock::{Beat, Clock, unix_millis};
 use crate::cond::{CondDoc, Versioned, Written};
 use crate::error::{Error, ErrorKind, LockInfo, Result};
 use crate::path::UPath;
@@ -477,27 +477,23 @@ impl LockGuard {
         let weak = Arc::downgrade(&self.inner);
         let clock = self.lock_path().clock().clone();
         let mut lost = self.watch_lost();
-        tokio::spawn(async move {
-            loop {
-                {
-                    let stop = std::pin::pin!(lost.wait_for(|l| *l));
-                    if let futures::future::Either::Right(_) =
-                        futures::future::select(clock.sleep(every), stop).await
-                    {
-                        return;
-                    }
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let g = LockGuard { inner };
+        let stop = async move {
+            let _ = lost.wait_for(|l| *l).await;
+        };
+        crate::clock::heartbeat(clock, every, stop, move || {
+            let g = weak.upgrade().map(|inner| LockGuard { inner });
+            async move {
+                let Some(g) = g else { return Beat::Stop };
                 match g.renew().await {
-                    Ok(()) => {}
+                    Ok(()) => Beat::Again,
                     Err(e) if e.kind() == ErrorKind::Fenced => {
                         tracing::warn!(lock = %g.lock_path(), "lock lost: taken over by another holder");
-                        return;
+                        Beat::Stop
                     }
-                    Err(e) if e.kind() == ErrorKind::InvalidInput => return,
+                    Err(e) if e.kind() == ErrorKind::InvalidInput => Beat::Stop,
                     Err(e) => {
-                        tracing::warn!(lock = %g.lock_path(), error = %e, "lock renewal failed; retrying")
+                        tracing::warn!(lock = %g.lock_path(), error = %e, "lock renewal failed; retrying");
+                        Beat::Again
                     }
                 }
             }

@@ -54,7 +54,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloudmux_core::clock::{Clock, unix_millis};
+use cloudmux_core::clock::{Beat, Clock, unix_millis};
 use cloudmux_core::cond::{CondDoc, Versioned, Written};
 use cloudmux_core::{Error, ErrorKind, Result, UPath, Version};
 use tokio::sync::{Mutex, watch};
@@ -120,10 +120,18 @@ struct Inner {
     doc: CondDoc<Claim>,
     done_marker: UPath,
     failed_marker: UPath,
-    /// The claim as we last wrote it; `None` once the lease ended.
-    held: Mutex<Option<Versioned<Claim>>>,
+    /// The claim as we last wrote it, and a write of ours whose outcome is
+    /// still unknown (it may yet be applied, late) with the end it meant;
+    /// `None` once the lease ended.
+    held: Mutex<Held>,
     end: watch::Sender<LeaseEnd>,
     counters: Arc<LeaseCounters>,
+}
+
+#[derive(Default)]
+struct Held {
+    doc: Option<Versioned<Claim>>,
+    unsettled: Option<(cloudmux_core::cond::Write<Claim>, Option<LeaseEnd>)>,
 }
 
 /// A held element of a leased session: renew, acknowledge, fail or release
@@ -165,7 +173,10 @@ impl Lease {
                 doc: CondDoc::new(claims.join(name)?),
                 done_marker: done.join(name)?,
                 failed_marker: failed.join(name)?,
-                held: Mutex::new(Some(held)),
+                held: Mutex::new(Held {
+                    doc: Some(held),
+                    unsettled: None,
+                }),
                 end,
                 counters,
             }),
@@ -216,7 +227,46 @@ impl Lease {
         next: impl FnOnce(&Claim) -> Claim,
     ) -> Result<Versioned<Claim>> {
         let mut held = self.inner.held.lock().await;
-        let Some(cur) = held.clone() else {
+        // A write of ours whose outcome was unknown is settled first, by
+        // sending it again: never by writing anew from the old version,
+        // which would read our own late write as somebody else's.
+        if let Some((mut w, meant)) = held.unsettled.take() {
+            match self.inner.doc.send(&mut w).await {
+                Ok(Written::Superseded { current: v }) if meant.is_some() => {
+                    // Our final write landed; something came after it.
+                    let e = meant.expect("checked");
+                    held.doc = None;
+                    self.inner.end.send_replace(e);
+                    self.inner.counters.bump(e);
+                    if Some(e) == end {
+                        return Ok(v);
+                    }
+                }
+                Ok(Written::Current(v)) => {
+                    if let Some(e) = meant {
+                        held.doc = None;
+                        self.inner.end.send_replace(e);
+                        self.inner.counters.bump(e);
+                        if Some(e) == end {
+                            return Ok(v);
+                        }
+                    } else {
+                        held.doc = Some(v);
+                    }
+                }
+                Ok(_) => {
+                    held.doc = None;
+                    self.inner.end.send_replace(LeaseEnd::Lost);
+                    self.inner.counters.bump(LeaseEnd::Lost);
+                    return Err(self.lost());
+                }
+                Err(e) => {
+                    held.unsettled = Some((w, meant));
+                    return Err(e);
+                }
+            }
+        }
+        let Some(cur) = held.doc.clone() else {
             return Err(match self.end() {
                 LeaseEnd::Lost => self.lost(),
                 e => Error::invalid(op, format!("the lease already ended ({e:?})"))
@@ -228,23 +278,29 @@ impl Lease {
             .inner
             .doc
             .update_write(&cur, &body, self.inner.attempt)?;
-        match self.inner.doc.send(&mut w).await? {
-            Written::Current(v) => {
+        match self.inner.doc.send(&mut w).await {
+            Ok(Written::Current(v)) => {
                 match end {
                     Some(e) => {
-                        *held = None;
+                        held.doc = None;
                         self.inner.end.send_replace(e);
                         self.inner.counters.bump(e);
                     }
-                    None => *held = Some(v.clone()),
+                    None => held.doc = Some(v.clone()),
                 }
                 Ok(v)
             }
-            _ => {
-                *held = None;
+            Ok(_) => {
+                held.doc = None;
                 self.inner.end.send_replace(LeaseEnd::Lost);
                 self.inner.counters.bump(LeaseEnd::Lost);
                 Err(self.lost())
+            }
+            Err(e) => {
+                if w.is_ambiguous() || e.is_outcome_unknown() || e.may_have_applied() {
+                    held.unsettled = Some((w, end));
+                }
+                Err(e)
             }
         }
     }
@@ -299,6 +355,19 @@ impl Lease {
     /// # Errors
     /// `Fenced` when the lease was taken over; storage errors.
     pub async fn fail(&self, reason: &str) -> Result<()> {
+        self.fail_with(reason, false).await
+    }
+
+    /// Reports a failed attempt that can never succeed: the element is
+    /// recorded as failed at once, whatever attempts are left.
+    ///
+    /// # Errors
+    /// `Fenced` when the lease was taken over; storage errors.
+    pub async fn fail_permanently(&self, reason: &str) -> Result<()> {
+        self.fail_with(reason, true).await
+    }
+
+    async fn fail_with(&self, reason: &str, permanent: bool) -> Result<()> {
         let record = AttemptRecord {
             attempt: self.inner.attempt,
             worker: self.inner.worker.clone(),
@@ -312,7 +381,7 @@ impl Lease {
                 let mut next = c.clone();
                 next.history.push(record);
                 next.renewed_ms = Some(now);
-                next.state = Some(if next.failures() >= max {
+                next.state = Some(if permanent || next.failures() >= max {
                     ClaimState::Failed
                 } else {
                     ClaimState::Released
@@ -323,32 +392,6 @@ impl Lease {
         if v.body.state == Some(ClaimState::Failed) {
             write_marker(&self.inner.failed_marker, &v).await;
         }
-        Ok(())
-    }
-
-    /// Reports a failed attempt that can never succeed: the element is
-    /// recorded as failed at once, whatever attempts are left.
-    ///
-    /// # Errors
-    /// `Fenced` when the lease was taken over; storage errors.
-    pub async fn fail_permanently(&self, reason: &str) -> Result<()> {
-        let record = AttemptRecord {
-            attempt: self.inner.attempt,
-            worker: self.inner.worker.clone(),
-            outcome: AttemptOutcome::Failed,
-            reason: Some(reason.chars().take(500).collect()),
-        };
-        let now = self.now_ms();
-        let v = self
-            .swap("fail", Some(LeaseEnd::Failed), |c| {
-                let mut next = c.clone();
-                next.history.push(record);
-                next.renewed_ms = Some(now);
-                next.state = Some(ClaimState::Failed);
-                next
-            })
-            .await?;
-        write_marker(&self.inner.failed_marker, &v).await;
         Ok(())
     }
 
@@ -383,31 +426,27 @@ impl Lease {
         let weak = Arc::downgrade(&self.inner);
         let clock = self.inner.doc.path().clock().clone();
         let mut end = self.watch_lost();
-        tokio::spawn(async move {
-            loop {
-                {
-                    let stop = std::pin::pin!(end.wait_for(|e| *e != LeaseEnd::Held));
-                    if let futures::future::Either::Right(_) =
-                        futures::future::select(clock.sleep(every), stop).await
-                    {
-                        return;
-                    }
-                }
-                let Some(inner) = weak.upgrade() else { return };
-                let l = Lease { inner };
+        let stop = async move {
+            let _ = end.wait_for(|e| *e != LeaseEnd::Held).await;
+        };
+        cloudmux_core::clock::heartbeat(clock, every, stop, move || {
+            let l = weak.upgrade().map(|inner| Lease { inner });
+            async move {
+                let Some(l) = l else { return Beat::Stop };
                 match l.renew().await {
-                    Ok(()) => {}
+                    Ok(()) => Beat::Again,
                     Err(e) if e.kind() == ErrorKind::Fenced => {
                         tracing::warn!(
                             index = l.index(),
                             attempt = l.attempt(),
                             "lease lost: the element was taken over"
                         );
-                        return;
+                        Beat::Stop
                     }
-                    Err(e) if e.kind() == ErrorKind::InvalidInput => return,
+                    Err(e) if e.kind() == ErrorKind::InvalidInput => Beat::Stop,
                     Err(e) => {
                         tracing::warn!(index = l.index(), error = %e, "lease renewal failed; retrying");
+                        Beat::Again
                     }
                 }
             }

@@ -772,7 +772,10 @@ impl<T: DeserializeOwned> Worker<T> {
         match doc.send(&mut w).await {
             Ok(Written::Current(v)) => Ok(Some(v)),
             Ok(_) => Ok(None),
-            Err(e) if e.is_outcome_unknown() || e.may_have_applied() => {
+            // Any attempt that may have been applied (or may still be,
+            // late) keeps the claim pending: it is settled by sending the
+            // same write again before anything else is claimed.
+            Err(e) if w.is_ambiguous() || e.is_outcome_unknown() || e.may_have_applied() => {
                 self.pending = Some((i, w));
                 Err(e)
             }

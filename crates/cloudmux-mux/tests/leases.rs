@@ -378,7 +378,7 @@ async fn lease_writes_settle_by_nonce() {
 /// over 24 seeds: every element completed once, none lost.
 #[tokio::test(start_paused = true)]
 async fn leased_sessions_under_faults_many_seeds() {
-    for seed in 0..24u64 {
+    for seed in 0..seeds() {
         let s = setup(120, SessionOptions::leased(LEASE)).await;
         let f = Faulty::with_clock(
             s.mem.clone(),
@@ -482,4 +482,12 @@ async fn retry_failed_gives_failed_elements_a_new_budget() {
         "the failed attempt is kept for the record"
     );
     assert_eq!(c.stamp.epoch, 2);
+}
+
+/// Seeds of the fault runs: 24, or `CLOUDMUX_FAULT_SEEDS` for a longer stress run.
+fn seeds() -> u64 {
+    std::env::var("CLOUDMUX_FAULT_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
 }

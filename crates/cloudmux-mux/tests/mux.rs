@@ -147,7 +147,7 @@ async fn exactly_once_on_local_fs_with_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_once_under_faults_many_seeds() {
     let mut late_total = 0;
-    for seed in 0..24u64 {
+    for seed in 0..seeds() {
         let mem = InMemory::new();
         let root = UPath::new(mem.clone(), "jobs").unwrap();
         let n = 300;
@@ -548,4 +548,12 @@ async fn without_cheap_start_after_workers_list_by_prefix() {
     assert_exactly_once(&got, n, |i| i as u64);
     assert_eq!(store.sent.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(mux.done(&id).await.unwrap());
+}
+
+/// Seeds of the fault runs: 24, or `CLOUDMUX_FAULT_SEEDS` for a longer stress run.
+fn seeds() -> u64 {
+    std::env::var("CLOUDMUX_FAULT_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
 }
