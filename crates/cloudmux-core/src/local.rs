@@ -4,7 +4,8 @@
 //!
 //! # Protocol
 //! - **Every write** goes to a temporary file (`.cmx-tmp-*`) in the target's
-//!   directory first, so readers never see partial content.
+//!   directory first, so readers never see partial content. Directories are
+//!   created only when a write finds them missing.
 //! - **Create** publishes the temporary file with `link(2)`, which fails if
 //!   the target exists: atomic across processes, no lock taken. This keeps the
 //!   Multiplexer's claim path lock-free.
@@ -19,6 +20,27 @@
 //!   but never the directory the store was opened at (its prune floor).
 //! - Names starting with `.cmx-` are reserved and never listed.
 //!
+//! # Symbolic links and special files
+//! Only regular files are objects, and nothing leaves the store through a
+//! symbolic link:
+//! - The root is resolved once, when the store is opened: it may be, or lie
+//!   below, a symbolic link. So may the directories down to the prune floor
+//!   (a path opened with [`UPath::parse`](crate::UPath::parse) is a store at
+//!   `/` whose floor is the directory given).
+//! - Below that, symbolic links are never followed. A listing neither reports
+//!   a link nor descends into one. A key whose path crosses a link, or that
+//!   names one, is refused as `InvalidInput` by every operation: reads,
+//!   creates, overwrites, updates and deletes. Links are left in place.
+//! - FIFOs, sockets and devices are never opened: listings skip them and
+//!   every operation on such a key is `InvalidInput` ("not a regular file").
+//!
+//! The checks go path by path (`lstat` of each directory below the trusted
+//! part, files opened with `O_NOFOLLOW | O_NONBLOCK` where the platform's
+//! values are known), not through directory handles. They hold against links
+//! and special files present in the tree, as a user may create them; a
+//! process that swaps a directory for a link while an operation runs can
+//! race them.
+//!
 //! # Limits
 //! Atomicity rests on `link`, `rename` and `flock` being atomic and honoured
 //! by every process, which holds on one machine's local filesystems (ext4,
@@ -29,9 +51,11 @@
 //! machine's processes. A key and a longer key under it (`a` and `a/b`) cannot
 //! coexist here, unlike on object stores: the second write is `InvalidInput`.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -50,6 +74,56 @@ pub const RESERVED_PREFIX: &str = ".cmx-";
 const LOCK_NAME: &str = ".cmx-lock";
 const TMP_PREFIX: &str = ".cmx-tmp-";
 
+/// `O_NOFOLLOW | O_NONBLOCK` where their values are known; elsewhere 0 and
+/// the `lstat` checks before each open stand alone.
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64")
+))]
+const NOFOLLOW_NONBLOCK: i32 = 0x20000 | 0x800;
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    any(target_arch = "aarch64", target_arch = "arm")
+))]
+const NOFOLLOW_NONBLOCK: i32 = 0x8000 | 0x800;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+const NOFOLLOW_NONBLOCK: i32 = 0x100 | 0x4;
+#[cfg(not(any(
+    all(
+        any(target_os = "linux", target_os = "android"),
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "riscv64",
+            target_arch = "aarch64",
+            target_arch = "arm"
+        )
+    ),
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)))]
+const NOFOLLOW_NONBLOCK: i32 = 0;
+
+const SYMLINK_PARENT: &str =
+    "a parent directory of this key is a symbolic link, which the local backend does not follow";
+const SYMLINK_KEY: &str =
+    "a symbolic link exists at this key, which the local backend does not follow";
+const NOT_REGULAR: &str =
+    "not a regular file (a FIFO, socket or device), which the local backend never opens";
+const PARENT_FILE: &str = "a parent of this key is a file";
+const DIR_AT_KEY: &str = "a directory exists at this key";
+
 /// A store rooted at a local directory.
 ///
 /// ```
@@ -65,63 +139,87 @@ const TMP_PREFIX: &str = ".cmx-tmp-";
 /// ```
 #[derive(Debug, Clone)]
 pub struct LocalFs {
+    /// The root, resolved (no symbolic link in it).
     root: Arc<PathBuf>,
+    /// The root as given (made absolute), to place a prune floor given
+    /// relative to it.
+    given_root: Arc<PathBuf>,
     /// Empty directories are pruned only strictly below this one.
     floor: Arc<PathBuf>,
+    /// The floor as a key, when it lies below the root: the directories on
+    /// the way to it are trusted (they may be symbolic links).
+    floor_key: Option<Arc<str>>,
     sync: bool,
 }
 
 impl LocalFs {
     /// A store rooted at `root`, which is created if missing. The root must be
-    /// absolute or is made so against the current directory.
+    /// absolute or is made so against the current directory. It is resolved
+    /// once, here: it may be, or lie below, a symbolic link.
     ///
     /// # Errors
     /// `InvalidInput` if the root exists and is not a directory;
     /// `PermissionDenied` if it cannot be created.
     pub fn new(root: impl AsRef<Path>) -> Result<Arc<Self>> {
         let root = root.as_ref();
-        let root = if root.is_absolute() {
+        let given = if root.is_absolute() {
             root.to_path_buf()
         } else {
             std::env::current_dir()
                 .map_err(|e| io_err("open", root.display().to_string(), e))?
                 .join(root)
         };
-        if root.exists() && !root.is_dir() {
-            return Err(
-                Error::invalid("open", "not a directory").with_path(root.display().to_string())
-            );
+        let shown = || given.display().to_string();
+        if given.exists() && !given.is_dir() {
+            return Err(Error::invalid("open", "not a directory").with_path(shown()));
         }
-        fs::create_dir_all(&root).map_err(|e| io_err("open", root.display().to_string(), e))?;
-        let root = Arc::new(root);
+        fs::create_dir_all(&given).map_err(|e| io_err("open", shown(), e))?;
+        let resolved = fs::canonicalize(&given).map_err(|e| io_err("open", shown(), e))?;
+        let root = Arc::new(resolved);
         Ok(Arc::new(LocalFs {
             floor: root.clone(),
+            floor_key: Some(Arc::from("")),
             root,
+            given_root: Arc::new(given),
             sync: false,
         }))
     }
 
+    fn with(self: Arc<Self>, f: impl FnOnce(&mut LocalFs)) -> Arc<Self> {
+        let mut me = (*self).clone();
+        f(&mut me);
+        Arc::new(me)
+    }
+
     /// Never prune directories at or above `floor` (default: the root), so a
-    /// directory a user opened survives the removal of everything in it.
+    /// directory a user opened survives the removal of everything in it. The
+    /// directories down to the floor are trusted: they may be symbolic links.
     pub fn with_prune_floor(self: Arc<Self>, floor: impl AsRef<Path>) -> Arc<Self> {
-        Arc::new(LocalFs {
-            root: self.root.clone(),
-            floor: Arc::new(floor.as_ref().to_path_buf()),
-            sync: self.sync,
+        let floor = floor.as_ref();
+        // A floor given below the unresolved root moves with the root.
+        let floor = match floor.strip_prefix(&*self.given_root) {
+            Ok(rel) if rel.as_os_str().is_empty() => self.root.to_path_buf(),
+            Ok(rel) => self.root.join(rel),
+            Err(_) => floor.to_path_buf(),
+        };
+        let floor_key = floor.strip_prefix(&*self.root).ok().and_then(|rel| {
+            let parts: Option<Vec<&str>> =
+                rel.components().map(|c| c.as_os_str().to_str()).collect();
+            parts.map(|p| Arc::from(p.join("/")))
+        });
+        self.with(|me| {
+            me.floor = Arc::new(floor);
+            me.floor_key = floor_key;
         })
     }
 
     /// Also `fsync` each written file and its directory before publishing, for
     /// durability across power loss (slower; off by default).
     pub fn with_sync(self: Arc<Self>, sync: bool) -> Arc<Self> {
-        Arc::new(LocalFs {
-            root: self.root.clone(),
-            floor: self.floor.clone(),
-            sync,
-        })
+        self.with(|me| me.sync = sync)
     }
 
-    /// The root directory.
+    /// The root directory (resolved).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -151,28 +249,154 @@ impl LocalFs {
             .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?
     }
 
-    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!("{TMP_PREFIX}{}", fastrand::u64(..)));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(mut f) => {
-                    let r = f
-                        .write_all(bytes)
-                        .and_then(|_| if self.sync { f.sync_all() } else { Ok(()) });
-                    if let Err(e) = r {
-                        let _ = fs::remove_file(&tmp);
-                        return Err(e);
-                    }
-                    return Ok(tmp);
+    /// How many leading segments of `key` name directories on the way to the
+    /// prune floor, which may be symbolic links.
+    fn trusted_segments(&self, key: &str) -> usize {
+        let Some(fk) = self.floor_key.as_deref() else {
+            return 0;
+        };
+        key.split('/')
+            .zip(fk.split('/').filter(|s| !s.is_empty()))
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// True when the directory with key prefix `dir_key` (ending in `/`) is
+    /// on the way to the prune floor.
+    fn trusted_dir(&self, dir_key: &str) -> bool {
+        let segs = dir_key.trim_end_matches('/').split('/').count();
+        !dir_key.is_empty() && self.trusted_segments(dir_key.trim_end_matches('/')) == segs
+    }
+
+    /// Checks the directories of `key` (every segment but the last, and only
+    /// those below the trusted part) with `lstat`: each must be a directory.
+    /// `full` is `root.join(key)`. Gives the index of the first missing one.
+    fn check_dirs(&self, full: &Path, key: &str) -> std::result::Result<Option<usize>, Problem> {
+        let trusted = self.trusted_segments(key);
+        let bytes = full.as_os_str().as_bytes();
+        let base = bytes.len() - key.len();
+        for (i, (pos, _)) in key.match_indices('/').enumerate() {
+            if i < trusted {
+                continue;
+            }
+            let p = Path::new(OsStr::from_bytes(&bytes[..base + pos]));
+            match fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => return Err(Problem::Symlink),
+                Ok(_) => return Err(Problem::NotDir),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(i)),
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                    return Err(Problem::NotDir);
                 }
-                // The directory was pruned between create_dir_all and open.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 100 => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(Problem::Io(e)),
             }
         }
+        Ok(None)
+    }
+
+    /// Creates the directories of `key` from segment `from` on: trusted ones
+    /// as `mkdir -p` does, the others one `mkdir` at a time, each checked
+    /// not to be a link when it already exists.
+    fn make_dirs(&self, full: &Path, key: &str, from: usize) -> std::result::Result<(), Problem> {
+        let trusted = self.trusted_segments(key);
+        let bytes = full.as_os_str().as_bytes();
+        let base = bytes.len() - key.len();
+        let at = |end: usize| Path::new(OsStr::from_bytes(&bytes[..end]));
+        for (i, (pos, _)) in key.match_indices('/').enumerate().skip(from) {
+            let p = at(base + pos);
+            if i < trusted {
+                fs::create_dir_all(p).map_err(Problem::Io)?;
+                continue;
+            }
+            let mut made = fs::create_dir(p);
+            if matches!(&made, Err(e) if e.kind() == io::ErrorKind::NotFound) && i <= trusted {
+                // The parent is the root or trusted: make it as `mkdir -p` does.
+                let parent = p.parent().unwrap_or(p);
+                fs::create_dir_all(parent).map_err(Problem::Io)?;
+                made = fs::create_dir(p);
+            }
+            match made {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match fs::symlink_metadata(p) {
+                        Ok(m) if m.is_dir() => {}
+                        Ok(m) if m.file_type().is_symlink() => return Err(Problem::Symlink),
+                        Ok(_) => return Err(Problem::NotDir),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            return Err(Problem::Vanished);
+                        }
+                        Err(e) => return Err(Problem::Io(e)),
+                    }
+                }
+                // A parent was pruned meanwhile: check again from the top.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Problem::Vanished),
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                    return Err(Problem::NotDir);
+                }
+                Err(e) => return Err(Problem::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to a fresh temporary file in the directory of `key`,
+    /// first creating missing directories when `create_dirs`. Without it, a
+    /// missing directory is a `Precondition` failure (an update of a key
+    /// that does not exist).
+    fn prepare_temp(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &Path,
+        bytes: &[u8],
+        create_dirs: bool,
+    ) -> Result<Temp> {
+        let dir = path.parent().expect("a key has a parent");
+        let missing = || {
+            Error::new(ErrorKind::Precondition, op)
+                .with_path(key)
+                .with_message("the object does not exist")
+        };
+        let mut force = false;
+        for _ in 0..100 {
+            let gap = if force {
+                Some(0)
+            } else {
+                match self.check_dirs(path, key) {
+                    Ok(g) => g,
+                    Err(Problem::NotDir) if !create_dirs => return Err(missing()),
+                    Err(p) => return Err(p.into_error(op, key)),
+                }
+            };
+            if let Some(i) = gap {
+                if !create_dirs {
+                    return Err(missing());
+                }
+                match self.make_dirs(path, key, i) {
+                    Ok(()) => {}
+                    Err(Problem::Vanished) => {
+                        force = false;
+                        continue;
+                    }
+                    Err(p) => return Err(p.into_error(op, key)),
+                }
+            }
+            match write_temp(dir, bytes, self.sync) {
+                Ok(t) => return Ok(t),
+                // The directory is missing (its parents are trusted and
+                // unchecked), or was pruned since it was checked.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create_dirs {
+                        return Err(missing());
+                    }
+                    force = true;
+                }
+                Err(e) => return Err(write_err(op, key, e)),
+            }
+        }
+        Err(Error::new(ErrorKind::Transient, op)
+            .with_path(key)
+            .with_message("its directory kept vanishing (pruned by concurrent deletes)"))
     }
 
     fn sync_dir(&self, dir: &Path) {
@@ -183,10 +407,15 @@ impl LocalFs {
         }
     }
 
-    /// Removes empty directories from `dir` upwards, stopping at the root.
+    /// Whether empty directory `dir` may be removed: strictly below the floor.
+    fn prunable(&self, dir: &Path) -> bool {
+        dir.starts_with(&*self.floor) && dir != *self.floor && dir != *self.root
+    }
+
+    /// Removes empty directories from `dir` upwards, stopping at the floor.
     fn prune(&self, mut dir: PathBuf) {
-        while dir.starts_with(&*self.floor) && dir != *self.floor && dir != *self.root {
-            let Ok(Some(lock)) = DirLock::acquire(&dir, false) else {
+        while self.prunable(&dir) {
+            let Ok(Some(lock)) = DirLock::acquire(&dir) else {
                 return;
             };
             let only_lock = match fs::read_dir(&dir) {
@@ -210,6 +439,256 @@ impl LocalFs {
             }
         }
     }
+
+    /// Opens the object at `key` for reading: a regular file reached without
+    /// crossing a symbolic link. Never opens anything else.
+    fn open_object(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &Path,
+    ) -> Result<(File, fs::Metadata)> {
+        match self.check_dirs(path, key) {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(Error::new(ErrorKind::NotFound, op).with_path(key)),
+            Err(p) => return Err(p.into_error(op, key)),
+        }
+        let md = fs::symlink_metadata(path).map_err(|e| read_err(op, key, e))?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            return Err(Error::new(ErrorKind::NotFound, op)
+                .with_path(key)
+                .with_message("a directory, not an object"));
+        }
+        if ft.is_symlink() {
+            return Err(Error::invalid(op, SYMLINK_KEY).with_path(key));
+        }
+        if !ft.is_file() {
+            return Err(Error::invalid(op, NOT_REGULAR).with_path(key));
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(NOFOLLOW_NONBLOCK)
+            .open(path)
+            .map_err(|e| match fs::symlink_metadata(path) {
+                // Replaced by a link since the check (O_NOFOLLOW refused it).
+                Ok(m) if m.file_type().is_symlink() => {
+                    Error::invalid(op, SYMLINK_KEY).with_path(key)
+                }
+                _ => read_err(op, key, e),
+            })?;
+        let md = f.metadata().map_err(|e| io_err(op, key, e))?;
+        if !md.is_file() {
+            return Err(Error::invalid(op, NOT_REGULAR).with_path(key));
+        }
+        Ok((f, md))
+    }
+
+    /// Reads an object whole.
+    async fn read_object(&self, op: &'static str, key: &str) -> Result<(Vec<u8>, fs::Metadata)> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        self.blocking(move |me| {
+            let (f, md) = me.open_object(op, &key, &path)?;
+            let buf = read_all(f, &md).map_err(|e| io_err(op, key, e))?;
+            Ok((buf, md))
+        })
+        .await
+    }
+
+    fn create_sync(&self, key: &str, path: &Path, bytes: &[u8]) -> Result<PutResult> {
+        let op = "create";
+        let tmp = self.prepare_temp(op, key, path, bytes, true)?;
+        match fs::hard_link(&tmp.path, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(occupied(op, key, path));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(vanished_temp(op, key)),
+            Err(e) => return Err(write_err(op, key, e)),
+        }
+        drop(tmp);
+        self.sync_dir(path.parent().expect("a key has a parent"));
+        Ok(PutResult {
+            version: hash_version(bytes),
+        })
+    }
+
+    /// Holding the directory's lock: checks what the key holds (for an
+    /// update, its version) and renames the temporary file over it.
+    fn replace_locked(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &Path,
+        expected: Option<&Version>,
+        tmp: &mut Temp,
+    ) -> Result<()> {
+        match expected {
+            None => match fs::symlink_metadata(path) {
+                Ok(m) => {
+                    let ft = m.file_type();
+                    if ft.is_dir() {
+                        return Err(Error::invalid(op, DIR_AT_KEY).with_path(key));
+                    }
+                    if ft.is_symlink() {
+                        return Err(Error::invalid(op, SYMLINK_KEY).with_path(key));
+                    }
+                    if !ft.is_file() {
+                        return Err(Error::invalid(op, NOT_REGULAR).with_path(key));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(write_err(op, key, e)),
+            },
+            Some(expected) => {
+                let current = match self.open_object(op, key, path) {
+                    Ok((f, md)) => {
+                        let buf = read_all(f, &md).map_err(|e| io_err(op, key, e))?;
+                        hash_version(&buf)
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        return Err(Error::new(ErrorKind::Precondition, op)
+                            .with_path(key)
+                            .with_message("the object does not exist"));
+                    }
+                    Err(e) => return Err(e),
+                };
+                if &current != expected {
+                    return Err(Error::new(ErrorKind::Precondition, op)
+                        .with_path(key)
+                        .with_message("the version changed"));
+                }
+            }
+        }
+        fs::rename(&tmp.path, path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => vanished_temp(op, key),
+            _ => write_err(op, key, e),
+        })?;
+        tmp.published = true;
+        Ok(())
+    }
+
+    /// Classifies a directory entry for listings: `Some(true)`
+    /// for a directory to descend into, `Some(false)` for a regular file,
+    /// `None` for anything else. A link counts only when it is a trusted
+    /// directory on the way to the prune floor.
+    fn classify(&self, ent: &fs::DirEntry, dir_key: &str, name: &str) -> Option<bool> {
+        let ft = ent.file_type().ok()?;
+        if ft.is_dir() {
+            Some(true)
+        } else if ft.is_file() {
+            Some(false)
+        } else if ft.is_symlink()
+            && self.trusted_dir(&format!("{dir_key}{name}/"))
+            && fs::metadata(ent.path()).is_ok_and(|m| m.is_dir())
+        {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a check of a key's directories found wrong.
+enum Problem {
+    Symlink,
+    NotDir,
+    /// A directory was removed while being made.
+    Vanished,
+    Io(io::Error),
+}
+
+impl Problem {
+    fn into_error(self, op: &'static str, key: &str) -> Error {
+        match self {
+            Problem::Symlink => Error::invalid(op, SYMLINK_PARENT).with_path(key),
+            Problem::NotDir => Error::invalid(op, PARENT_FILE).with_path(key),
+            Problem::Vanished => Error::new(ErrorKind::Transient, op)
+                .with_path(key)
+                .with_message("a directory vanished (pruned by a concurrent delete)"),
+            Problem::Io(e) => write_err(op, key, e),
+        }
+    }
+}
+
+/// A temporary file, removed when dropped unless it was renamed into place.
+struct Temp {
+    path: PathBuf,
+    published: bool,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `bytes` to a new temporary file in `dir`.
+fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> io::Result<Temp> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let path = dir.join(format!("{TMP_PREFIX}{:016x}", fastrand::u64(..)));
+        let mut f = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(NOFOLLOW_NONBLOCK)
+            .open(&path)
+        {
+            Ok(f) => f,
+            // Another writer drew the same name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 16 => continue,
+            Err(e) => return Err(e),
+        };
+        let tmp = Temp {
+            path,
+            published: false,
+        };
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        return Ok(tmp);
+    }
+}
+
+/// A write whose temporary file was removed (by a cleanup of leftovers)
+/// before it was published: nothing was written.
+fn vanished_temp(op: &'static str, key: &str) -> Error {
+    Error::new(ErrorKind::Transient, op)
+        .with_path(key)
+        .with_message("the temporary file vanished before it was published")
+}
+
+/// Holding the directory's lock: removes the object at `path`, if any. A
+/// directory at the key is no object; a link or a special file is refused.
+fn remove_object(op: &'static str, key: &str, path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(op, key, e)),
+        },
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => Err(Error::invalid(op, SYMLINK_KEY).with_path(key)),
+        Ok(_) => Err(Error::invalid(op, NOT_REGULAR).with_path(key)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(op, key, e)),
+    }
+}
+
+/// What `create` reports when `link` finds the key taken.
+fn occupied(op: &'static str, key: &str, path: &Path) -> Error {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Error::invalid(op, DIR_AT_KEY).with_path(key),
+        Ok(m) if m.file_type().is_symlink() => Error::invalid(op, SYMLINK_KEY).with_path(key),
+        Ok(m) if !m.is_file() => Error::invalid(op, NOT_REGULAR).with_path(key),
+        // A regular file, or one deleted since: the create lost either way.
+        _ => Error::new(ErrorKind::AlreadyExists, op).with_path(key),
+    }
 }
 
 /// An exclusive `flock` on a directory's `.cmx-lock` file.
@@ -218,40 +697,54 @@ struct DirLock {
 }
 
 impl DirLock {
-    /// Locks `dir`. With `create = false`, a missing directory gives `None`.
-    fn acquire(dir: &Path, create: bool) -> io::Result<Option<DirLock>> {
+    /// Locks `dir`, waiting as long as it takes. A missing directory gives
+    /// `None`.
+    fn acquire(dir: &Path) -> io::Result<Option<DirLock>> {
         let path = dir.join(LOCK_NAME);
         loop {
-            if create {
-                fs::create_dir_all(dir)?;
+            if NOFOLLOW_NONBLOCK == 0 && fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+                return Err(bad_lock_file());
             }
             let f = match OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
+                .custom_flags(NOFOLLOW_NONBLOCK)
                 .open(&path)
             {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if create {
-                        continue;
-                    }
-                    return Ok(None);
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    return Err(match fs::symlink_metadata(&path) {
+                        Ok(m) if !m.is_file() => bad_lock_file(),
+                        _ => e,
+                    });
                 }
-                Err(e) => return Err(e),
             };
             f.lock()?;
             // A pruner may have unlinked the file while we waited: then our
             // lock is on a dead inode and protects nothing. Check and retry.
-            let held = f.metadata()?.ino();
-            match fs::metadata(&path) {
-                Ok(m) if m.ino() == held => return Ok(Some(DirLock { _file: f })),
+            let held = f.metadata()?;
+            if !held.is_file() {
+                return Err(bad_lock_file());
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
+                    return Ok(Some(DirLock { _file: f }));
+                }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+fn bad_lock_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("the directory's {LOCK_NAME} is not a regular file"),
+    )
 }
 
 fn io_err(op: &'static str, path: impl Into<String>, e: io::Error) -> Error {
@@ -261,19 +754,33 @@ fn io_err(op: &'static str, path: impl Into<String>, e: io::Error) -> Error {
         .with_message(e.to_string())
 }
 
+fn read_err(op: &'static str, key: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotADirectory => Error::invalid(op, PARENT_FILE).with_path(key),
+        _ => io_err(op, key, e),
+    }
+}
+
 fn hash_version(bytes: &[u8]) -> Version {
     Version::new(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)))
 }
 
-fn read_file(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
-    let mut f = File::open(path)?;
-    let md = f.metadata()?;
-    if md.is_dir() {
-        return Err(io::Error::from(io::ErrorKind::NotFound));
+/// Reads a published file whole. Published files never change in place
+/// (writes replace them), so its size at opening is the size to read.
+fn read_all(mut f: File, md: &fs::Metadata) -> io::Result<Vec<u8>> {
+    let len = md.len() as usize;
+    let mut buf = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    let mut buf = Vec::with_capacity(md.len() as usize);
-    f.read_to_end(&mut buf)?;
-    Ok((buf, md))
+    buf.truncate(got);
+    Ok(buf)
 }
 
 fn meta_of(key: &str, md: &fs::Metadata, version: Option<Version>) -> ObjectMeta {
@@ -289,11 +796,9 @@ fn meta_of(key: &str, md: &fs::Metadata, version: Option<Version>) -> ObjectMeta
 /// directory, onto `InvalidInput` with a message users understand.
 fn write_err(op: &'static str, key: &str, e: io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::NotADirectory => {
-            Error::invalid(op, "a parent of this key is a file").with_path(key)
-        }
+        io::ErrorKind::NotADirectory => Error::invalid(op, PARENT_FILE).with_path(key),
         io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
-            Error::invalid(op, "a directory exists at this key").with_path(key)
+            Error::invalid(op, DIR_AT_KEY).with_path(key)
         }
         _ => io_err(op, key, e),
     }
@@ -311,96 +816,52 @@ impl Store for LocalFs {
     }
 
     async fn get(&self, key: &str) -> Result<GetResult> {
-        let path = self.path_of(key)?;
-        let key = key.to_string();
-        self.blocking(move |_| {
-            let (buf, md) = read_file(&path).map_err(|e| io_err("get", key.clone(), e))?;
-            let v = hash_version(&buf);
-            Ok(GetResult {
-                meta: meta_of(&key, &md, Some(v)),
-                bytes: Bytes::from(buf),
-            })
+        let (buf, md) = self.read_object("get", key).await?;
+        let v = hash_version(&buf);
+        Ok(GetResult {
+            meta: meta_of(key, &md, Some(v)),
+            bytes: Bytes::from(buf),
         })
-        .await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        let path = self.path_of(key)?;
-        let key = key.to_string();
-        self.blocking(move |_| {
-            let (buf, md) = read_file(&path).map_err(|e| io_err("head", key.clone(), e))?;
-            Ok(meta_of(&key, &md, Some(hash_version(&buf))))
-        })
-        .await
+        let (buf, md) = self.read_object("head", key).await?;
+        Ok(meta_of(key, &md, Some(hash_version(&buf))))
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         let path = self.path_of(key)?;
         let key = key.to_string();
         self.blocking(move |me| {
-            let op = match mode {
-                PutMode::Overwrite => "put",
-                PutMode::Create => "create",
-                PutMode::Update(_) => "update",
+            let expected = match mode {
+                PutMode::Create => return me.create_sync(&key, &path, &bytes),
+                PutMode::Overwrite => None,
+                PutMode::Update(v) => Some(v),
             };
-            let dir = path.parent().expect("a key has a parent").to_path_buf();
-            let version = hash_version(&bytes);
-            if let PutMode::Update(_) = mode
-                && !dir.is_dir()
-            {
-                return Err(Error::new(ErrorKind::Precondition, op)
-                    .with_path(key)
-                    .with_message("the object does not exist"));
-            }
-            let tmp = me
-                .write_temp(&dir, &bytes)
-                .map_err(|e| write_err(op, &key, e))?;
-            let result = match &mode {
-                PutMode::Create => match fs::hard_link(&tmp, &path) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        if path.is_dir() {
-                            Err(Error::invalid(op, "a directory exists at this key")
-                                .with_path(&key))
-                        } else {
-                            Err(Error::new(ErrorKind::AlreadyExists, op).with_path(&key))
-                        }
-                    }
-                    Err(e) => Err(write_err(op, &key, e)),
-                },
-                PutMode::Overwrite => (|| {
-                    let _lock = DirLock::acquire(&dir, true).map_err(|e| write_err(op, &key, e))?;
-                    fs::rename(&tmp, &path).map_err(|e| write_err(op, &key, e))
-                })(),
-                PutMode::Update(expected) => (|| {
-                    let _lock = DirLock::acquire(&dir, true).map_err(|e| write_err(op, &key, e))?;
-                    let current = match read_file(&path) {
-                        Ok((buf, _)) => hash_version(&buf),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            return Err(Error::new(ErrorKind::Precondition, op)
-                                .with_path(&key)
-                                .with_message("the object does not exist"));
-                        }
-                        Err(e) => return Err(io_err(op, key.clone(), e)),
-                    };
-                    if &current != expected {
-                        return Err(Error::new(ErrorKind::Precondition, op)
+            let op = if expected.is_some() { "update" } else { "put" };
+            let dir = path.parent().expect("a key has a parent");
+            let mut tmp = me.prepare_temp(op, &key, &path, &bytes, expected.is_none())?;
+            let result = (|| {
+                let _lock = DirLock::acquire(dir)
+                    .map_err(|e| write_err(op, &key, e))?
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Transient, op)
                             .with_path(&key)
-                            .with_message("the version changed"));
-                    }
-                    fs::rename(&tmp, &path).map_err(|e| write_err(op, &key, e))
-                })(),
-            };
-            // After a rename the temp name is gone; after a link it remains.
-            let _ = fs::remove_file(&tmp);
-            if result.is_err() && !matches!(mode, PutMode::Create) {
-                // An update on a missing file may have created its directory
-                // for the lock: remove it again if nothing else lives there.
-                me.prune(dir.clone());
+                            .with_message("the directory vanished")
+                    })?;
+                me.replace_locked(op, &key, &path, expected.as_ref(), &mut tmp)
+            })();
+            drop(tmp);
+            if result.is_err() && expected.is_none() {
+                // The overwrite may have made its (checked) directories for
+                // nothing.
+                me.prune(dir.to_path_buf());
             }
             result?;
-            me.sync_dir(&dir);
-            Ok(PutResult { version })
+            me.sync_dir(dir);
+            Ok(PutResult {
+                version: hash_version(&bytes),
+            })
         })
         .await
     }
@@ -409,26 +870,21 @@ impl Store for LocalFs {
         let path = self.path_of(key)?;
         let key = key.to_string();
         self.blocking(move |me| {
-            let dir = path.parent().expect("a key has a parent").to_path_buf();
+            let op = "delete";
+            match me.check_dirs(&path, &key) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Ok(()),
+                Err(p) => return Err(p.into_error(op, &key)),
+            }
+            let dir = path.parent().expect("a key has a parent");
             {
-                let Some(_lock) =
-                    DirLock::acquire(&dir, false).map_err(|e| io_err("delete", key.clone(), e))?
+                let Some(_lock) = DirLock::acquire(dir).map_err(|e| io_err(op, key.clone(), e))?
                 else {
                     return Ok(());
                 };
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
-                        ) => {}
-                    // EPERM/EISDIR vary by OS for directories.
-                    Err(_) if path.is_dir() => {}
-                    Err(e) => return Err(io_err("delete", key, e)),
-                }
+                remove_object(op, &key, &path)?;
             }
-            me.prune(dir);
+            me.prune(dir.to_path_buf());
             Ok(())
         })
         .await
@@ -446,7 +902,18 @@ impl Store for LocalFs {
                 (Some(t), None) => Some(t.clone()),
                 (None, s) => s.clone(),
             };
+            // A prefix whose directories cross a link or a file lists nothing.
+            if !dir_key.is_empty() {
+                match me.check_dirs(&me.root.join(dir_key), dir_key) {
+                    Ok(None) => {}
+                    Ok(Some(_)) | Err(Problem::Symlink | Problem::NotDir | Problem::Vanished) => {
+                        return Ok(page_from_sorted(&req, std::iter::empty(), 1000));
+                    }
+                    Err(Problem::Io(e)) => return Err(io_err("list", req.prefix.clone(), e)),
+                }
+            }
             let walker = Walker::new(
+                me,
                 me.root.join(dir_key.trim_end_matches('/')),
                 dir_key.to_string(),
                 name_prefix.to_string(),
@@ -476,15 +943,17 @@ impl Store for LocalFs {
 type Level = (String, PathBuf, std::vec::IntoIter<(String, bool)>);
 
 /// A lazy, sorted, depth-first walk that yields file keys in byte order.
-struct Walker {
+struct Walker<'a> {
+    fs: &'a LocalFs,
     stack: Vec<Level>,
     delimiter: bool,
     after: Option<String>,
     top: Option<(PathBuf, String, String)>,
 }
 
-impl Walker {
+impl<'a> Walker<'a> {
     fn new(
+        fs: &'a LocalFs,
         dir: PathBuf,
         dir_key: String,
         name_prefix: String,
@@ -492,6 +961,7 @@ impl Walker {
         after: Option<String>,
     ) -> Self {
         Walker {
+            fs,
             stack: Vec::new(),
             delimiter,
             after,
@@ -500,8 +970,14 @@ impl Walker {
     }
 
     /// Sorted entries of a directory: (name, is_dir), skipping reserved
-    /// names and names that are not UTF-8. Directories sort as `name/`.
-    fn entries(dir: &Path, name_prefix: &str) -> io::Result<Vec<(String, bool)>> {
+    /// names, names that are not UTF-8, links and special files.
+    /// Directories sort as `name/`.
+    fn entries(
+        &self,
+        dir: &Path,
+        dir_key: &str,
+        name_prefix: &str,
+    ) -> io::Result<Vec<(String, bool)>> {
         let rd = match fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e)
@@ -523,14 +999,8 @@ impl Walker {
             if name.starts_with(RESERVED_PREFIX) || !name.starts_with(name_prefix) {
                 continue;
             }
-            let ft = match ent.file_type() {
-                Ok(ft) => ft,
-                Err(_) => continue,
-            };
-            let is_dir = if ft.is_symlink() {
-                ent.path().is_dir()
-            } else {
-                ft.is_dir()
+            let Some(is_dir) = self.fs.classify(&ent, dir_key, &name) else {
+                continue;
             };
             v.push((name, is_dir));
         }
@@ -543,10 +1013,11 @@ impl Walker {
     }
 
     /// The first file key below `dir` (key prefix `dir_key`), if any.
-    fn first_file(dir: &Path, dir_key: &str) -> io::Result<Option<String>> {
-        for (name, is_dir) in Self::entries(dir, "")? {
+    fn first_file(&self, dir: &Path, dir_key: &str) -> io::Result<Option<String>> {
+        for (name, is_dir) in self.entries(dir, dir_key, "")? {
             if is_dir {
-                if let Some(k) = Self::first_file(&dir.join(&name), &format!("{dir_key}{name}/"))? {
+                let sub = format!("{dir_key}{name}/");
+                if let Some(k) = self.first_file(&dir.join(&name), &sub)? {
                     return Ok(Some(k));
                 }
             } else {
@@ -565,12 +1036,12 @@ impl Walker {
     }
 }
 
-impl Iterator for Walker {
+impl Iterator for Walker<'_> {
     type Item = io::Result<ObjectMeta>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some((dir, dir_key, name_prefix)) = self.top.take() {
-            match Self::entries(&dir, &name_prefix) {
+            match self.entries(&dir, &dir_key, &name_prefix) {
                 Ok(v) => self.stack.push((dir_key, dir, v.into_iter())),
                 Err(e) => return Some(Err(e)),
             }
@@ -592,7 +1063,7 @@ impl Iterator for Walker {
                 if self.delimiter && depth == 1 {
                     // One level: report the directory once, as the first file
                     // under it, which the pager folds into a common prefix.
-                    match Self::first_file(&path, &sub) {
+                    match self.first_file(&path, &sub) {
                         Ok(Some(k)) => {
                             return Some(Ok(ObjectMeta {
                                 key: k,
@@ -605,7 +1076,7 @@ impl Iterator for Walker {
                         Err(e) => return Some(Err(e)),
                     }
                 }
-                match Self::entries(&path, "") {
+                match self.entries(&path, &sub, "") {
                     Ok(v) => self.stack.push((sub, path, v.into_iter())),
                     Err(e) => return Some(Err(e)),
                 }
@@ -616,9 +1087,11 @@ impl Iterator for Walker {
             {
                 continue;
             }
-            match fs::metadata(&path) {
-                Ok(md) => return Some(Ok(meta_of(&key, &md, None))),
-                // Deleted since the directory was read: not part of the listing.
+            match fs::symlink_metadata(&path) {
+                Ok(md) if md.is_file() => return Some(Ok(meta_of(&key, &md, None))),
+                // Replaced by something that is not an object since the
+                // directory was read, or deleted: not part of the listing.
+                Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Some(Err(e)),
             }
