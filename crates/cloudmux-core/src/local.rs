@@ -17,7 +17,10 @@
 //!   (an MD5): identical bytes give identical tokens.
 //! - **Directories** exist only while a file lies below them: deleting the
 //!   last file of a directory removes the directory, as on object storage,
-//!   but never the directory the store was opened at (its prune floor).
+//!   but never the directory the store was opened at (its prune floor). A
+//!   delete removes the lock file again before it releases the lock and then
+//!   tries `rmdir(2)`, which fails at once unless the directory is empty: no
+//!   directory scan per delete.
 //! - Names starting with `.cmx-` are reserved and never listed.
 //!
 //! # Symbolic links and special files
@@ -41,6 +44,16 @@
 //! process that swaps a directory for a link while an operation runs can
 //! race them.
 //!
+//! # Waits
+//! The directory lock is only ever tried, never waited for in the kernel.
+//! Tasks of one process take turns at a directory through an in-process
+//! queue, so they never poll for each other; while another process holds
+//! the lock, the operation polls with growing pauses on the store's
+//! [`Clock`] for up to [`LocalFs::with_lock_wait`] (10 s by default), then
+//! fails as `Transient` ("held by another process"). A process stopped while
+//! holding a lock therefore delays writers to its directory by that bound
+//! instead of hanging them. Creates take no lock and never wait.
+//!
 //! # Limits
 //! Atomicity rests on `link`, `rename` and `flock` being atomic and honoured
 //! by every process, which holds on one machine's local filesystems (ext4,
@@ -51,18 +64,20 @@
 //! machine's processes. A key and a longer key under it (`a` and `a/b`) cannot
 //! coexist here, unlike on object stores: the second write is `InvalidInput`.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result, io_kind};
 use crate::store::{
     Capabilities, GetResult, ListPage, ListRequest, ObjectMeta, PutMode, PutResult, Store, Version,
@@ -73,6 +88,13 @@ use crate::store::{
 pub const RESERVED_PREFIX: &str = ".cmx-";
 const LOCK_NAME: &str = ".cmx-lock";
 const TMP_PREFIX: &str = ".cmx-tmp-";
+
+/// How long a write waits for a directory lock held by someone else, unless
+/// set with [`LocalFs::with_lock_wait`].
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The longest pause between two tries of a busy directory lock.
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 
 /// `O_NOFOLLOW | O_NONBLOCK` where their values are known; elsewhere 0 and
 /// the `lstat` checks before each open stand alone.
@@ -150,6 +172,8 @@ pub struct LocalFs {
     /// the way to it are trusted (they may be symbolic links).
     floor_key: Option<Arc<str>>,
     sync: bool,
+    lock_wait: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl LocalFs {
@@ -182,6 +206,8 @@ impl LocalFs {
             root,
             given_root: Arc::new(given),
             sync: false,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            clock: crate::clock::system(),
         }))
     }
 
@@ -219,9 +245,26 @@ impl LocalFs {
         self.with(|me| me.sync = sync)
     }
 
+    /// How long an overwrite, update or delete waits for its directory's lock
+    /// while another process holds it before failing as `Transient`
+    /// ([`DEFAULT_LOCK_WAIT`] unless set; zero tries once).
+    pub fn with_lock_wait(self: Arc<Self>, wait: Duration) -> Arc<Self> {
+        self.with(|me| me.lock_wait = wait)
+    }
+
+    /// The clock lock waits run on.
+    pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        self.with(|me| me.clock = clock)
+    }
+
     /// The root directory (resolved).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How long writes wait for a directory lock.
+    pub fn lock_wait(&self) -> Duration {
+        self.lock_wait
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf> {
@@ -247,6 +290,59 @@ impl LocalFs {
         tokio::task::spawn_blocking(move || f(&me))
             .await
             .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?
+    }
+
+    /// Runs `step` until it is done, pausing on the clock while it reports a
+    /// busy directory lock, for up to the lock wait; then `timeout` decides.
+    ///
+    /// Each try first passes this process's gate for the directory, a fair
+    /// queue held only while a step runs, so tasks of one process take turns
+    /// without polling; only a lock held by another process is polled for.
+    async fn with_lock_waits<S, T>(
+        &self,
+        mut state: S,
+        step: fn(&LocalFs, &mut S) -> Result<Step<T>>,
+        timeout: fn(&LocalFs, S) -> Result<T>,
+    ) -> Result<T>
+    where
+        S: Locking + Send + 'static,
+        T: Send + 'static,
+    {
+        let start = self.clock.now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let gate = gate_of(state.lock_dir()).lock_owned().await;
+            let me = self.clone();
+            let (s, r) = tokio::task::spawn_blocking(move || {
+                let r = step(&me, &mut state);
+                (state, r)
+            })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?;
+            drop(gate);
+            state = s;
+            if let Step::Done(t) = r? {
+                return Ok(t);
+            }
+            let waited = self.clock.now().duration_since(start).unwrap_or_default();
+            if waited >= self.lock_wait {
+                return timeout(self, state);
+            }
+            // Jittered, so that contenders do not retry in step.
+            let p = pause.mul_f64(0.5 + fastrand::f64() / 2.0);
+            self.clock.sleep(p.min(self.lock_wait - waited)).await;
+            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+        }
+    }
+
+    fn lock_timeout(&self, op: &'static str, key: &str) -> Error {
+        Error::new(ErrorKind::Transient, op)
+            .with_path(key)
+            .with_message(format!(
+                "the directory lock ({LOCK_NAME}) is held by another process; \
+                 gave up after {:?}",
+                self.lock_wait
+            ))
     }
 
     /// How many leading segments of `key` name directories on the way to the
@@ -412,32 +508,35 @@ impl LocalFs {
         dir.starts_with(&*self.floor) && dir != *self.floor && dir != *self.root
     }
 
-    /// Removes empty directories from `dir` upwards, stopping at the floor.
-    fn prune(&self, mut dir: PathBuf) {
+    /// Removes the lock file and the directory `dir`, whose lock is held,
+    /// if nothing else lies in it. The lock file is removed either way, which
+    /// is safe under the lock (whoever opens it next makes a new one): it
+    /// spares a directory scan on each delete.
+    fn remove_locked_dir(&self, dir: &Path, lock: DirLock) -> bool {
+        let _ = fs::remove_file(dir.join(LOCK_NAME));
+        let removed = fs::remove_dir(dir).is_ok();
+        drop(lock);
+        removed
+    }
+
+    /// Prunes empty directories from `dir` upwards, trying each lock once;
+    /// gives how many were removed.
+    fn prune_once(&self, mut dir: PathBuf) -> u64 {
+        let mut n = 0;
         while self.prunable(&dir) {
-            let Ok(Some(lock)) = DirLock::acquire(&dir) else {
-                return;
+            let Ok(TryLock::Locked(lock)) = DirLock::try_acquire(&dir) else {
+                return n;
             };
-            let only_lock = match fs::read_dir(&dir) {
-                Ok(rd) => rd
-                    .filter_map(|e| e.ok())
-                    .all(|e| e.file_name() == LOCK_NAME),
-                Err(_) => false,
-            };
-            if !only_lock {
-                return;
+            if !self.remove_locked_dir(&dir, lock) {
+                return n;
             }
-            let _ = fs::remove_file(dir.join(LOCK_NAME));
-            let removed = fs::remove_dir(&dir).is_ok();
-            drop(lock);
-            if !removed {
-                return;
-            }
+            n += 1;
             match dir.parent() {
                 Some(p) => dir = p.to_path_buf(),
-                None => return,
+                None => return n,
             }
         }
+        n
     }
 
     /// Opens the object at `key` for reading: a regular file reached without
@@ -569,6 +668,72 @@ impl LocalFs {
         Ok(())
     }
 
+    /// One try of an overwrite or update, its temporary file written: tries
+    /// the directory lock and, holding it, checks and publishes.
+    fn put_step(&self, st: &mut PutState) -> Result<Step<PutResult>> {
+        let op = st.op();
+        let dir = st.path.parent().expect("a key has a parent");
+        let lock = match DirLock::try_acquire(dir).map_err(|e| write_err(op, &st.key, e))? {
+            TryLock::Locked(l) => l,
+            TryLock::Busy => return Ok(Step::Busy),
+            TryLock::NoDir => {
+                // Cannot happen while our temporary file lies in it.
+                return Err(Error::new(ErrorKind::Transient, op)
+                    .with_path(&st.key)
+                    .with_message("the directory vanished"));
+            }
+        };
+        let tmp = st.tmp.as_mut().expect("prepared above");
+        self.replace_locked(op, &st.key, &st.path, st.expected.as_ref(), tmp)?;
+        drop(lock);
+        self.sync_dir(dir);
+        Ok(Step::Done(PutResult {
+            version: st.version.clone().expect("prepared above"),
+        }))
+    }
+
+    /// One try of a delete, then of pruning the emptied directories.
+    fn delete_step(&self, st: &mut DeleteState) -> Result<Step<()>> {
+        let op = "delete";
+        if let DeletePhase::Delete = st.phase {
+            match self.check_dirs(&st.path, &st.key) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Ok(Step::Done(())),
+                Err(p) => return Err(p.into_error(op, &st.key)),
+            }
+            let dir = st.path.parent().expect("a key has a parent");
+            let lock = match DirLock::try_acquire(dir).map_err(|e| io_err(op, &st.key, e))? {
+                TryLock::Locked(l) => l,
+                TryLock::Busy => return Ok(Step::Busy),
+                TryLock::NoDir => return Ok(Step::Done(())),
+            };
+            remove_object(op, &st.key, &st.path)?;
+            if !self.prunable(dir) || !self.remove_locked_dir(dir, lock) {
+                return Ok(Step::Done(()));
+            }
+            st.phase = DeletePhase::Prune(dir.parent().unwrap_or(dir).to_path_buf());
+        }
+        let DeletePhase::Prune(dir) = &mut st.phase else {
+            unreachable!("the delete phase ends above")
+        };
+        while self.prunable(dir) {
+            match DirLock::try_acquire(dir) {
+                Ok(TryLock::Locked(lock)) => {
+                    if !self.remove_locked_dir(dir, lock) {
+                        break;
+                    }
+                }
+                Ok(TryLock::Busy) => return Ok(Step::Busy),
+                Ok(TryLock::NoDir) | Err(_) => break,
+            }
+            match dir.parent() {
+                Some(p) => *dir = p.to_path_buf(),
+                None => break,
+            }
+        }
+        Ok(Step::Done(()))
+    }
+
     /// Classifies a directory entry for listings: `Some(true)`
     /// for a directory to descend into, `Some(false)` for a regular file,
     /// `None` for anything else. A link counts only when it is a trusted
@@ -610,6 +775,87 @@ impl Problem {
             Problem::Io(e) => write_err(op, key, e),
         }
     }
+}
+
+/// The result of one try of an operation that needs a directory lock.
+enum Step<T> {
+    Done(T),
+    Busy,
+}
+
+/// The state of an operation that needs a directory lock.
+trait Locking {
+    /// The directory whose lock the next try takes.
+    fn lock_dir(&self) -> &Path;
+}
+
+impl Locking for PutState {
+    fn lock_dir(&self) -> &Path {
+        self.path.parent().expect("a key has a parent")
+    }
+}
+
+impl Locking for DeleteState {
+    fn lock_dir(&self) -> &Path {
+        match &self.phase {
+            DeletePhase::Delete => self.path.parent().expect("a key has a parent"),
+            DeletePhase::Prune(d) => d,
+        }
+    }
+}
+
+type Gate = tokio::sync::Mutex<()>;
+
+/// This process's gates, one per directory in use, shared by every store.
+static GATES: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::sync::Weak<Gate>>>> =
+    std::sync::OnceLock::new();
+
+fn gate_of(dir: &Path) -> Arc<Gate> {
+    let mut map = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(g) = map.get(dir).and_then(|w| w.upgrade()) {
+        return g;
+    }
+    if map.len() >= 1024 {
+        map.retain(|_, w| w.strong_count() > 0);
+    }
+    let g = Arc::new(Gate::new(()));
+    map.insert(dir.to_path_buf(), Arc::downgrade(&g));
+    g
+}
+
+struct PutState {
+    key: String,
+    path: PathBuf,
+    bytes: Bytes,
+    /// `None` for an overwrite; the version to replace for an update.
+    expected: Option<Version>,
+    tmp: Option<Temp>,
+    version: Option<Version>,
+}
+
+impl PutState {
+    fn op(&self) -> &'static str {
+        if self.expected.is_some() {
+            "update"
+        } else {
+            "put"
+        }
+    }
+}
+
+enum DeletePhase {
+    Delete,
+    /// The object is gone; pruning continues at this directory.
+    Prune(PathBuf),
+}
+
+struct DeleteState {
+    key: String,
+    path: PathBuf,
+    phase: DeletePhase,
 }
 
 /// A temporary file, removed when dropped unless it was renamed into place.
@@ -655,8 +901,8 @@ fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> io::Result<Temp> {
     }
 }
 
-/// A write whose temporary file was removed (by a cleanup of leftovers)
-/// before it was published: nothing was written.
+/// A write whose temporary file was removed (by a cleanup) before it was
+/// published: nothing was written.
 fn vanished_temp(op: &'static str, key: &str) -> Error {
     Error::new(ErrorKind::Transient, op)
         .with_path(key)
@@ -696,12 +942,19 @@ struct DirLock {
     _file: File,
 }
 
+enum TryLock {
+    Locked(DirLock),
+    /// Someone else holds it.
+    Busy,
+    /// The directory does not exist.
+    NoDir,
+}
+
 impl DirLock {
-    /// Locks `dir`, waiting as long as it takes. A missing directory gives
-    /// `None`.
-    fn acquire(dir: &Path) -> io::Result<Option<DirLock>> {
+    /// One try at locking `dir`, creating its lock file if needed.
+    fn try_acquire(dir: &Path) -> io::Result<TryLock> {
         let path = dir.join(LOCK_NAME);
-        loop {
+        for _ in 0..100 {
             if NOFOLLOW_NONBLOCK == 0 && fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
                 return Err(bad_lock_file());
             }
@@ -713,7 +966,7 @@ impl DirLock {
                 .open(&path)
             {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TryLock::NoDir),
                 Err(e) => {
                     return Err(match fs::symlink_metadata(&path) {
                         Ok(m) if !m.is_file() => bad_lock_file(),
@@ -721,22 +974,27 @@ impl DirLock {
                     });
                 }
             };
-            f.lock()?;
-            // A pruner may have unlinked the file while we waited: then our
-            // lock is on a dead inode and protects nothing. Check and retry.
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Ok(TryLock::Busy),
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+            // A pruner may have unlinked the file before we locked it: then
+            // our lock is on a dead inode and protects nothing. Check and retry.
             let held = f.metadata()?;
             if !held.is_file() {
                 return Err(bad_lock_file());
             }
             match fs::symlink_metadata(&path) {
                 Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
-                    return Ok(Some(DirLock { _file: f }));
+                    return Ok(TryLock::Locked(DirLock { _file: f }));
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         }
+        Ok(TryLock::Busy)
     }
 }
 
@@ -832,60 +1090,64 @@ impl Store for LocalFs {
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         let path = self.path_of(key)?;
         let key = key.to_string();
-        self.blocking(move |me| {
-            let expected = match mode {
-                PutMode::Create => return me.create_sync(&key, &path, &bytes),
-                PutMode::Overwrite => None,
-                PutMode::Update(v) => Some(v),
-            };
-            let op = if expected.is_some() { "update" } else { "put" };
-            let dir = path.parent().expect("a key has a parent");
-            let mut tmp = me.prepare_temp(op, &key, &path, &bytes, expected.is_none())?;
-            let result = (|| {
-                let _lock = DirLock::acquire(dir)
-                    .map_err(|e| write_err(op, &key, e))?
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Transient, op)
-                            .with_path(&key)
-                            .with_message("the directory vanished")
-                    })?;
-                me.replace_locked(op, &key, &path, expected.as_ref(), &mut tmp)
-            })();
-            drop(tmp);
-            if result.is_err() && expected.is_none() {
-                // The overwrite may have made its (checked) directories for
-                // nothing.
-                me.prune(dir.to_path_buf());
+        let expected = match mode {
+            PutMode::Create => {
+                return self
+                    .blocking(move |me| me.create_sync(&key, &path, &bytes))
+                    .await;
             }
-            result?;
-            me.sync_dir(dir);
-            Ok(PutResult {
-                version: hash_version(&bytes),
+            PutMode::Overwrite => None,
+            PutMode::Update(v) => Some(v),
+        };
+        let overwrite = expected.is_none();
+        let dir = path.parent().expect("a key has a parent").to_path_buf();
+        // The temporary file is written before the lock is taken, so the lock
+        // is held only to check and rename.
+        let state = self
+            .blocking(move |me| {
+                let mut st = PutState {
+                    key,
+                    path,
+                    bytes,
+                    expected,
+                    tmp: None,
+                    version: None,
+                };
+                let tmp = me.prepare_temp(st.op(), &st.key, &st.path, &st.bytes, overwrite)?;
+                st.tmp = Some(tmp);
+                st.version = Some(hash_version(&st.bytes));
+                Ok(st)
             })
-        })
-        .await
+            .await;
+        let r = self
+            .with_lock_waits(state?, LocalFs::put_step, |me, st| {
+                Err(me.lock_timeout(st.op(), &st.key))
+            })
+            .await;
+        if r.is_err() && overwrite {
+            // The overwrite may have made its (checked) directories for
+            // nothing; its temporary file is gone with its state.
+            let _ = self
+                .blocking(move |me| {
+                    me.prune_once(dir);
+                    Ok(())
+                })
+                .await;
+        }
+        r
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of(key)?;
-        let key = key.to_string();
-        self.blocking(move |me| {
-            let op = "delete";
-            match me.check_dirs(&path, &key) {
-                Ok(None) => {}
-                Ok(Some(_)) => return Ok(()),
-                Err(p) => return Err(p.into_error(op, &key)),
-            }
-            let dir = path.parent().expect("a key has a parent");
-            {
-                let Some(_lock) = DirLock::acquire(dir).map_err(|e| io_err(op, key.clone(), e))?
-                else {
-                    return Ok(());
-                };
-                remove_object(op, &key, &path)?;
-            }
-            me.prune(dir.to_path_buf());
-            Ok(())
+        let state = DeleteState {
+            key: key.to_string(),
+            path,
+            phase: DeletePhase::Delete,
+        };
+        self.with_lock_waits(state, LocalFs::delete_step, |me, st| match st.phase {
+            DeletePhase::Delete => Err(me.lock_timeout("delete", &st.key)),
+            // Deleted; an emptied directory stays behind.
+            DeletePhase::Prune(_) => Ok(()),
         })
         .await
     }
