@@ -19,7 +19,9 @@
 //! - `first-page`: the first page of a directory of 200,000 keys that keeps
 //!   changing (what each page of a recursive delete that starts over costs).
 //!
-//! `--sizes 20000,60000` replaces the key counts of `list` and `delete`.
+//! `--sizes 20000,60000` replaces the key counts of `list` and `delete`;
+//! `--inline-limit 0` sends every operation to tokio's blocking pool (see
+//! [`LocalFs::with_inline_limit`]).
 //! The data lives in a temporary directory below `--dir` (default: the
 //! system's temporary directory), removed at the end.
 
@@ -39,6 +41,7 @@ struct Args {
     scenarios: Vec<String>,
     dir: Option<PathBuf>,
     sizes: Option<Vec<usize>>,
+    inline_limit: Option<usize>,
 }
 
 fn args() -> Args {
@@ -46,11 +49,20 @@ fn args() -> Args {
         scenarios: vec![],
         dir: None,
         sizes: None,
+        inline_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
             "--dir" => a.dir = Some(it.next().expect("--dir DIR").into()),
+            "--inline-limit" => {
+                a.inline_limit = Some(
+                    it.next()
+                        .expect("--inline-limit N")
+                        .parse()
+                        .expect("a number"),
+                )
+            }
             "--sizes" => {
                 a.sizes = Some(
                     it.next()
@@ -329,7 +341,10 @@ async fn main() {
         None => tempfile::tempdir(),
     }
     .unwrap();
-    let store = LocalFs::new(tmp.path()).unwrap();
+    let mut store = LocalFs::new(tmp.path()).unwrap();
+    if let Some(n) = a.inline_limit {
+        store = store.with_inline_limit(n);
+    }
     for s in &a.scenarios {
         match s.as_str() {
             "raw" => raw(tmp.path()),

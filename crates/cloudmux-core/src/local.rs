@@ -54,6 +54,12 @@
 //! holding a lock therefore delays writers to its directory by that bound
 //! instead of hanging them. Creates take no lock and never wait.
 //!
+//! # Threads
+//! Small operations (bodies up to [`LocalFs::with_inline_limit`], 64 KiB by
+//! default) run on the calling task: a handful of system calls costs less
+//! than a hand-off to tokio's blocking pool. Larger bodies, `fsync`s and
+//! listings run on the blocking pool.
+//!
 //! # Limits
 //! Atomicity rests on `link`, `rename` and `flock` being atomic and honoured
 //! by every process, which holds on one machine's local filesystems (ext4,
@@ -61,8 +67,10 @@
 //! does not carry `flock` between clients, and a `link` whose reply is lost
 //! may report `EEXIST` for a link that succeeded; SMB/CIFS and FUSE mounts
 //! vary. Use an object store to coordinate machines; use this backend for one
-//! machine's processes. A key and a longer key under it (`a` and `a/b`) cannot
-//! coexist here, unlike on object stores: the second write is `InvalidInput`.
+//! machine's processes (and set the inline limit to 0 on a mount that can
+//! stall, so that a stalled call blocks a pool thread and not the runtime).
+//! A key and a longer key under it (`a` and `a/b`) cannot coexist here,
+//! unlike on object stores: the second write is `InvalidInput`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -92,6 +100,10 @@ const TMP_PREFIX: &str = ".cmx-tmp-";
 /// How long a write waits for a directory lock held by someone else, unless
 /// set with [`LocalFs::with_lock_wait`].
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Bodies up to this size are written and read on the calling task, unless
+/// set with [`LocalFs::with_inline_limit`].
+pub const DEFAULT_INLINE_LIMIT: usize = 64 * 1024;
 
 /// The longest pause between two tries of a busy directory lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
@@ -173,6 +185,7 @@ pub struct LocalFs {
     floor_key: Option<Arc<str>>,
     sync: bool,
     lock_wait: Duration,
+    inline_limit: usize,
     clock: Arc<dyn Clock>,
 }
 
@@ -207,6 +220,7 @@ impl LocalFs {
             given_root: Arc::new(given),
             sync: false,
             lock_wait: DEFAULT_LOCK_WAIT,
+            inline_limit: DEFAULT_INLINE_LIMIT,
             clock: crate::clock::system(),
         }))
     }
@@ -252,6 +266,13 @@ impl LocalFs {
         self.with(|me| me.lock_wait = wait)
     }
 
+    /// Bodies up to `bytes` are written and read on the calling task instead
+    /// of tokio's blocking pool ([`DEFAULT_INLINE_LIMIT`] unless set; 0 sends
+    /// every operation to the pool).
+    pub fn with_inline_limit(self: Arc<Self>, bytes: usize) -> Arc<Self> {
+        self.with(|me| me.inline_limit = bytes)
+    }
+
     /// The clock lock waits run on.
     pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
         self.with(|me| me.clock = clock)
@@ -292,6 +313,19 @@ impl LocalFs {
             .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?
     }
 
+    /// Runs `f` here (`inline`) or on the blocking pool.
+    async fn run<T, F>(&self, inline: bool, f: F) -> Result<T>
+    where
+        F: FnOnce(&LocalFs) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if inline {
+            f(self)
+        } else {
+            self.blocking(f).await
+        }
+    }
+
     /// Runs `step` until it is done, pausing on the clock while it reports a
     /// busy directory lock, for up to the lock wait; then `timeout` decides.
     ///
@@ -300,6 +334,7 @@ impl LocalFs {
     /// without polling; only a lock held by another process is polled for.
     async fn with_lock_waits<S, T>(
         &self,
+        inline: bool,
         mut state: S,
         step: fn(&LocalFs, &mut S) -> Result<Step<T>>,
         timeout: fn(&LocalFs, S) -> Result<T>,
@@ -312,13 +347,18 @@ impl LocalFs {
         let mut pause = Duration::from_millis(1);
         loop {
             let gate = gate_of(state.lock_dir()).lock_owned().await;
-            let me = self.clone();
-            let (s, r) = tokio::task::spawn_blocking(move || {
-                let r = step(&me, &mut state);
+            let (s, r) = if inline {
+                let r = step(self, &mut state);
                 (state, r)
-            })
-            .await
-            .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?;
+            } else {
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let r = step(&me, &mut state);
+                    (state, r)
+                })
+                .await
+                .map_err(|e| Error::new(ErrorKind::Other, "local").with_message(e.to_string()))?
+            };
             drop(gate);
             state = s;
             if let Step::Done(t) = r? {
@@ -583,12 +623,26 @@ impl LocalFs {
         Ok((f, md))
     }
 
-    /// Reads an object whole.
+    /// Reads an object whole, here or on the blocking pool by its size.
     async fn read_object(&self, op: &'static str, key: &str) -> Result<(Vec<u8>, fs::Metadata)> {
         let path = self.path_of(key)?;
+        if self.inline_limit == 0 {
+            let key = key.to_string();
+            return self
+                .blocking(move |me| {
+                    let (f, md) = me.open_object(op, &key, &path)?;
+                    let buf = read_all(f, &md).map_err(|e| io_err(op, key, e))?;
+                    Ok((buf, md))
+                })
+                .await;
+        }
+        let (f, md) = self.open_object(op, key, &path)?;
+        if md.len() <= self.inline_limit as u64 {
+            let buf = read_all(f, &md).map_err(|e| io_err(op, key, e))?;
+            return Ok((buf, md));
+        }
         let key = key.to_string();
-        self.blocking(move |me| {
-            let (f, md) = me.open_object(op, &key, &path)?;
+        self.blocking(move |_| {
             let buf = read_all(f, &md).map_err(|e| io_err(op, key, e))?;
             Ok((buf, md))
         })
@@ -1089,11 +1143,12 @@ impl Store for LocalFs {
 
     async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<PutResult> {
         let path = self.path_of(key)?;
+        let inline = !self.sync && bytes.len() <= self.inline_limit;
         let key = key.to_string();
         let expected = match mode {
             PutMode::Create => {
                 return self
-                    .blocking(move |me| me.create_sync(&key, &path, &bytes))
+                    .run(inline, move |me| me.create_sync(&key, &path, &bytes))
                     .await;
             }
             PutMode::Overwrite => None,
@@ -1104,7 +1159,7 @@ impl Store for LocalFs {
         // The temporary file is written before the lock is taken, so the lock
         // is held only to check and rename.
         let state = self
-            .blocking(move |me| {
+            .run(inline, move |me| {
                 let mut st = PutState {
                     key,
                     path,
@@ -1120,7 +1175,7 @@ impl Store for LocalFs {
             })
             .await;
         let r = self
-            .with_lock_waits(state?, LocalFs::put_step, |me, st| {
+            .with_lock_waits(inline, state?, LocalFs::put_step, |me, st| {
                 Err(me.lock_timeout(st.op(), &st.key))
             })
             .await;
@@ -1128,7 +1183,7 @@ impl Store for LocalFs {
             // The overwrite may have made its (checked) directories for
             // nothing; its temporary file is gone with its state.
             let _ = self
-                .blocking(move |me| {
+                .run(inline, move |me| {
                     me.prune_once(dir);
                     Ok(())
                 })
@@ -1144,11 +1199,16 @@ impl Store for LocalFs {
             path,
             phase: DeletePhase::Delete,
         };
-        self.with_lock_waits(state, LocalFs::delete_step, |me, st| match st.phase {
-            DeletePhase::Delete => Err(me.lock_timeout("delete", &st.key)),
-            // Deleted; an emptied directory stays behind.
-            DeletePhase::Prune(_) => Ok(()),
-        })
+        self.with_lock_waits(
+            self.inline_limit > 0,
+            state,
+            LocalFs::delete_step,
+            |me, st| match st.phase {
+                DeletePhase::Delete => Err(me.lock_timeout("delete", &st.key)),
+                // Deleted; an emptied directory stays behind.
+                DeletePhase::Prune(_) => Ok(()),
+            },
+        )
         .await
     }
 
