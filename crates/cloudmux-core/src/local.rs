@@ -54,6 +54,33 @@
 //! holding a lock therefore delays writers to its directory by that bound
 //! instead of hanging them. Creates take no lock and never wait.
 //!
+//! # Listing
+//! Keys come in byte order, one directory at a time. A directory has no
+//! sorted index, so its names are read whole and sorted:
+//! - The pages after the first of a listing (those given its `next` token)
+//!   are served from a sorted snapshot of each large directory (2,000 names
+//!   or more) taken after the listing began and kept for up to 30 s. Paging
+//!   through a directory so costs time linear in its size, even while it
+//!   changes.
+//! - A first page (no token; a page after `start_after` begins a listing
+//!   too) shows each directory as it is: a changing directory is read whole
+//!   (but not sorted) for it. A directory at rest, whose `ctime` was older
+//!   than about 50 ms when it was read (3 s on filesystems that keep whole
+//!   seconds) and has not changed since, is served from its snapshot.
+//!
+//! So a first page shows each directory as it was when read, as on object
+//! stores. A later page shows every key that existed when the listing began
+//! and still exists (each key is checked as it is listed, so deleted ones
+//! are left out); a key created after the first page may be missing from the
+//! later pages, as if the listing had been made in one go when it began.
+//! Snapshots rest on the kernel changing a directory's `ctime` with every
+//! entry added or removed, as local filesystems do. Deleting a large
+//! directory by asking for its first page again and again reads it whole for
+//! every page; continuing by the token does not.
+//!
+//! Tokens are opaque: the last key listed and when the listing began, which
+//! only this process can use (elsewhere a token counts as the key alone).
+//!
 //! # Threads
 //! Small operations (bodies up to [`LocalFs::with_inline_limit`], 64 KiB by
 //! default) run on the calling task: a handful of system calls costs less
@@ -79,13 +106,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result, io_kind};
 use crate::store::{
     Capabilities, GetResult, ListPage, ListRequest, ObjectMeta, PutMode, PutResult, Store, Version,
@@ -107,6 +135,19 @@ pub const DEFAULT_INLINE_LIMIT: usize = 64 * 1024;
 
 /// The longest pause between two tries of a busy directory lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
+
+/// Directories with fewer entries are re-read for each page (cheap).
+const SNAPSHOT_MIN_ENTRIES: usize = 2_000;
+/// At most this many entries are kept in snapshots, all directories together.
+const SNAPSHOT_MAX_ENTRIES: usize = 4_000_000;
+const SNAPSHOT_MAX_DIRS: usize = 64;
+const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
+/// A directory unchanged for this long is at rest: any later change gets a
+/// later `ctime`, however coarse the kernel's timestamp clock (a tick is at
+/// most 10 ms).
+const SETTLED_FINE: Duration = Duration::from_millis(50);
+/// The same for filesystems that store whole seconds (a zero nanosecond part).
+const SETTLED_COARSE: Duration = Duration::from_secs(3);
 
 /// `O_NOFOLLOW | O_NONBLOCK` where their values are known; elsewhere 0 and
 /// the `lstat` checks before each open stand alone.
@@ -187,6 +228,7 @@ pub struct LocalFs {
     lock_wait: Duration,
     inline_limit: usize,
     clock: Arc<dyn Clock>,
+    snapshots: Arc<Snapshots>,
 }
 
 impl LocalFs {
@@ -222,6 +264,7 @@ impl LocalFs {
             lock_wait: DEFAULT_LOCK_WAIT,
             inline_limit: DEFAULT_INLINE_LIMIT,
             clock: crate::clock::system(),
+            snapshots: Arc::new(Snapshots::default()),
         }))
     }
 
@@ -788,6 +831,58 @@ impl LocalFs {
         Ok(Step::Done(()))
     }
 
+    fn list_sync(&self, req: &ListRequest) -> Result<ListPage> {
+        let (dir_key, name_prefix) = match req.prefix.rfind('/') {
+            Some(i) => (&req.prefix[..=i], &req.prefix[i + 1..]),
+            None => ("", req.prefix.as_str()),
+        };
+        // A continuation carries when its listing began; the first page
+        // begins one now.
+        let (token, session) = match req.token.as_deref().map(decode_token) {
+            Some((key, session)) => (Some(key.to_string()), session),
+            None => (None, None),
+        };
+        let start = session.unwrap_or_else(|| SNAPSHOT_SEQ.load(Ordering::SeqCst));
+        let inner = ListRequest {
+            token,
+            ..req.clone()
+        };
+        let after = match (&inner.token, &inner.start_after) {
+            (Some(t), Some(s)) => Some(t.clone().max(s.clone())),
+            (Some(t), None) => Some(t.clone()),
+            (None, s) => s.clone(),
+        };
+        let top = self.root.join(dir_key.trim_end_matches('/'));
+        // A prefix whose directories cross a link or a file lists nothing.
+        if !dir_key.is_empty() {
+            match self.check_dirs(&self.root.join(dir_key), dir_key) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Problem::Symlink | Problem::NotDir | Problem::Vanished) => {
+                    return Ok(page_from_sorted(&inner, std::iter::empty(), 1000));
+                }
+                Err(Problem::Io(e)) => return Err(io_err("list", req.prefix.clone(), e)),
+            }
+        }
+        let want = inner.limit.unwrap_or(1000).max(1) + 2;
+        let mut walker = Walker {
+            fs: self,
+            stack: Vec::new(),
+            delimiter: inner.delimiter,
+            after,
+            want,
+            start,
+            continuation: session.is_some(),
+            err: None,
+        };
+        walker.push(top, dir_key.to_string(), name_prefix.to_string());
+        let mut page = page_from_sorted(&inner, &mut walker, 1000);
+        if let Some(e) = walker.err {
+            return Err(io_err("list", req.prefix.clone(), e));
+        }
+        page.next = page.next.map(|k| encode_token(k, start));
+        Ok(page)
+    }
+
     /// Classifies a directory entry for listings: `Some(true)`
     /// for a directory to descend into, `Some(false)` for a regular file,
     /// `None` for anything else. A link counts only when it is a trusted
@@ -806,6 +901,140 @@ impl LocalFs {
         } else {
             None
         }
+    }
+
+    /// Reads the listable names of `dir` (a `/` appended to directories)
+    /// into `f`. A missing directory has none.
+    fn read_names(&self, dir: &Path, dir_key: &str, mut f: impl FnMut(String)) -> io::Result<()> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for ent in rd {
+            let ent = ent?;
+            let Ok(mut name) = ent.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(RESERVED_PREFIX) {
+                continue;
+            }
+            match self.classify(&ent, dir_key, &name) {
+                Some(true) => name.push('/'),
+                Some(false) => {}
+                None => continue,
+            }
+            f(name);
+        }
+        Ok(())
+    }
+
+    /// The entries of `dir` that start with `prefix` and lie above `lower`,
+    /// in order: all of them, or at least the first `want`.
+    ///
+    /// A snapshot serves when it is exact (taken with the directory at rest
+    /// and the directory unchanged since) or, for a continuation of a
+    /// listing that began at `start`, when it was taken after that. Without
+    /// one, a directory at rest or a continuation reads and sorts the
+    /// directory (kept as a snapshot when large); the first page of a
+    /// listing of a changing directory keeps only the names it needs.
+    #[allow(clippy::too_many_arguments)]
+    fn dir_chunk(
+        &self,
+        dir: &Path,
+        dir_key: &str,
+        prefix: &str,
+        lower: &Lower,
+        want: usize,
+        start: u64,
+        continuation: bool,
+    ) -> io::Result<Chunk> {
+        let before = SystemClock.now();
+        let md = match fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => fs::metadata(dir)?,
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Chunk::empty()),
+            Err(e) => return Err(e),
+        };
+        let ident = DirIdent::of(&md);
+        if let Some(names) = self.snapshots.get(dir, ident, start) {
+            return Ok(Chunk::slice(names, prefix, lower));
+        }
+        let settled = ident.settled(before);
+        if settled || continuation {
+            // Taken after every listing that began before this number.
+            let seq = SNAPSHOT_SEQ.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut names = Vec::new();
+            self.read_names(dir, dir_key, |n| names.push(n))?;
+            names.sort_unstable();
+            let names = Arc::new(names);
+            if names.len() >= SNAPSHOT_MIN_ENTRIES {
+                self.snapshots.put(dir, ident, settled, seq, names.clone());
+            }
+            return Ok(Chunk::slice(names, prefix, lower));
+        }
+        // Changing: the `want` smallest names that fit, from one pass.
+        let fits = |n: &str| n.starts_with(prefix) && lower.below(n);
+        let mut names = Vec::new();
+        self.read_names(dir, dir_key, |n| {
+            if fits(&n) {
+                names.push(n);
+            }
+        })?;
+        let complete = names.len() <= want;
+        if !complete {
+            names.select_nth_unstable(want);
+            names.truncate(want);
+        }
+        names.sort_unstable();
+        let end = names.len();
+        Ok(Chunk {
+            names: Arc::new(names),
+            pos: 0,
+            end,
+            complete,
+        })
+    }
+
+    /// Any regular file below `dir` (unsorted; only its existence matters).
+    fn any_file(&self, dir: &Path, dir_key: &str) -> io::Result<Option<String>> {
+        let mut todo = vec![(dir.to_path_buf(), dir_key.to_string())];
+        while let Some((d, k)) = todo.pop() {
+            let rd = match fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for ent in rd {
+                let ent = ent?;
+                let Ok(name) = ent.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with(RESERVED_PREFIX) {
+                    continue;
+                }
+                match self.classify(&ent, &k, &name) {
+                    Some(false) => return Ok(Some(format!("{k}{name}"))),
+                    Some(true) => todo.push((ent.path(), format!("{k}{name}/"))),
+                    None => {}
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -1214,55 +1443,234 @@ impl Store for LocalFs {
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
         crate::key::validate_key(req.prefix.trim_end_matches('/'), true)?;
-        self.blocking(move |me| {
-            let (dir_key, name_prefix) = match req.prefix.rfind('/') {
-                Some(i) => (&req.prefix[..=i], &req.prefix[i + 1..]),
-                None => ("", req.prefix.as_str()),
-            };
-            let after = match (&req.token, &req.start_after) {
-                (Some(t), Some(s)) => Some(t.clone().max(s.clone())),
-                (Some(t), None) => Some(t.clone()),
-                (None, s) => s.clone(),
-            };
-            // A prefix whose directories cross a link or a file lists nothing.
-            if !dir_key.is_empty() {
-                match me.check_dirs(&me.root.join(dir_key), dir_key) {
-                    Ok(None) => {}
-                    Ok(Some(_)) | Err(Problem::Symlink | Problem::NotDir | Problem::Vanished) => {
-                        return Ok(page_from_sorted(&req, std::iter::empty(), 1000));
-                    }
-                    Err(Problem::Io(e)) => return Err(io_err("list", req.prefix.clone(), e)),
-                }
-            }
-            let walker = Walker::new(
-                me,
-                me.root.join(dir_key.trim_end_matches('/')),
-                dir_key.to_string(),
-                name_prefix.to_string(),
-                req.delimiter,
-                after,
-            );
-            let mut err = None;
-            let iter = walker.map_while(|r| match r {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    err = Some(e);
-                    None
-                }
-            });
-            let page = page_from_sorted(&req, iter, 1000);
-            match err {
-                Some(e) => Err(io_err("list", req.prefix.clone(), e)),
-                None => Ok(page),
-            }
-        })
-        .await
+        self.blocking(move |me| me.list_sync(&req)).await
     }
 }
 
-/// One directory being walked: its key prefix, its path, and its remaining
-/// sorted entries `(name, is_dir)`.
-type Level = (String, PathBuf, std::vec::IntoIter<(String, bool)>);
+/// The identity and last change of a directory, as its snapshot knew it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirIdent {
+    dev: u64,
+    ino: u64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl DirIdent {
+    fn of(md: &fs::Metadata) -> Self {
+        DirIdent {
+            dev: md.dev(),
+            ino: md.ino(),
+            ctime: md.ctime(),
+            ctime_nsec: md.ctime_nsec(),
+        }
+    }
+
+    /// The same directory (not removed and made anew since).
+    fn same_dir(&self, other: &DirIdent) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    /// True when the directory last changed long enough before `now` that
+    /// any later change shows as a different `ctime`.
+    fn settled(&self, now: SystemTime) -> bool {
+        let Ok(secs) = u64::try_from(self.ctime) else {
+            return false;
+        };
+        let changed = SystemTime::UNIX_EPOCH
+            + Duration::new(secs, self.ctime_nsec.clamp(0, 999_999_999) as u32);
+        let guard = if self.ctime_nsec == 0 {
+            SETTLED_COARSE
+        } else {
+            SETTLED_FINE
+        };
+        now.duration_since(changed).is_ok_and(|age| age > guard)
+    }
+}
+
+struct Snapshot {
+    ident: DirIdent,
+    /// Taken with the directory at rest: exact while its `ctime` holds.
+    settled: bool,
+    /// Its number in [`SNAPSHOT_SEQ`].
+    seq: u64,
+    names: Arc<Vec<String>>,
+    taken: Instant,
+}
+
+/// Numbers snapshots and the beginnings of listings in one order: a snapshot
+/// numbered above a listing's number was read after the listing began.
+static SNAPSHOT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Tells this process's continuation tokens from others'.
+fn process_nonce() -> u64 {
+    static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NONCE.get_or_init(|| fastrand::u64(..))
+}
+
+/// Keys never hold control characters, so this separates a token's key
+/// from the listing's beginning.
+const TOKEN_SEP: char = '\u{0}';
+
+fn encode_token(key: String, start: u64) -> String {
+    format!("{key}{TOKEN_SEP}{:016x}{start:016x}", process_nonce())
+}
+
+/// The key of a continuation token and, for this process's tokens, the
+/// number its listing began at. Other tokens are keys.
+fn decode_token(token: &str) -> (&str, Option<u64>) {
+    let Some((key, tail)) = token.rsplit_once(TOKEN_SEP) else {
+        return (token, None);
+    };
+    let parsed = (tail.len() == 32)
+        .then(|| {
+            let nonce = u64::from_str_radix(&tail[..16], 16).ok()?;
+            let start = u64::from_str_radix(&tail[16..], 16).ok()?;
+            (nonce == process_nonce()).then_some(start)
+        })
+        .flatten();
+    (key, parsed)
+}
+
+/// Sorted names of large directories, for the next pages.
+#[derive(Default)]
+struct Snapshots {
+    map: Mutex<HashMap<PathBuf, Snapshot>>,
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.map.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("Snapshots").field("dirs", &n).finish()
+    }
+}
+
+impl Snapshots {
+    /// A snapshot of `dir` (now `ident`) that may serve a listing that
+    /// began at `start`.
+    fn get(&self, dir: &Path, ident: DirIdent, start: u64) -> Option<Arc<Vec<String>>> {
+        let mut map = self.map.lock().ok()?;
+        let s = map.get(dir)?;
+        if s.taken.elapsed() >= SNAPSHOT_TTL || !s.ident.same_dir(&ident) {
+            map.remove(dir);
+            return None;
+        }
+        let exact = s.settled && s.ident == ident;
+        (exact || s.seq > start).then(|| s.names.clone())
+    }
+
+    fn put(&self, dir: &Path, ident: DirIdent, settled: bool, seq: u64, names: Arc<Vec<String>>) {
+        if names.len() > SNAPSHOT_MAX_ENTRIES {
+            return;
+        }
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        map.retain(|_, s| s.taken.elapsed() < SNAPSHOT_TTL);
+        map.remove(dir);
+        loop {
+            let total: usize = map.values().map(|s| s.names.len()).sum();
+            if map.len() < SNAPSHOT_MAX_DIRS && total + names.len() <= SNAPSHOT_MAX_ENTRIES {
+                break;
+            }
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, s)| s.taken)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    map.remove(&k);
+                }
+                None => break,
+            }
+        }
+        map.insert(
+            dir.to_path_buf(),
+            Snapshot {
+                ident,
+                settled,
+                seq,
+                names,
+                taken: Instant::now(),
+            },
+        );
+    }
+}
+
+/// The lower bound of a directory's entries in a listing that continues
+/// after some key: a name (with `/` for a directory), inclusive or not.
+#[derive(Debug, Clone)]
+struct Lower(Option<(String, bool)>);
+
+impl Lower {
+    /// The bound for the directory with key prefix `dir_key` (ending in `/`,
+    /// or empty) of a listing that continues after `after`.
+    fn of(after: Option<&str>, dir_key: &str) -> Self {
+        match after.and_then(|a| a.strip_prefix(dir_key)) {
+            // Keys below `name/` may still come after it.
+            Some(rest) => match rest.find('/') {
+                Some(i) => Lower(Some((rest[..=i].to_string(), true))),
+                None => Lower(Some((rest.to_string(), false))),
+            },
+            None => Lower(None),
+        }
+    }
+
+    /// True when `name` is at or above the bound.
+    fn below(&self, name: &str) -> bool {
+        match &self.0 {
+            None => true,
+            Some((b, true)) => name >= b.as_str(),
+            Some((b, false)) => name > b.as_str(),
+        }
+    }
+}
+
+/// Sorted names of one directory being listed, from `pos` to `end`.
+struct Chunk {
+    names: Arc<Vec<String>>,
+    pos: usize,
+    end: usize,
+    /// No further names fit beyond `end`; otherwise ask again after the last.
+    complete: bool,
+}
+
+impl Chunk {
+    fn empty() -> Self {
+        Chunk {
+            names: Arc::new(Vec::new()),
+            pos: 0,
+            end: 0,
+            complete: true,
+        }
+    }
+
+    /// The names of a whole sorted directory that start with `prefix` and
+    /// lie above `lower`: a contiguous run.
+    fn slice(names: Arc<Vec<String>>, prefix: &str, lower: &Lower) -> Self {
+        let pos = names.partition_point(|n| !(n.as_str() >= prefix && lower.below(n)));
+        let end =
+            pos + names[pos..].partition_point(|n| n.starts_with(prefix) || n.as_str() < prefix);
+        Chunk {
+            names,
+            pos,
+            end,
+            complete: true,
+        }
+    }
+}
+
+/// One directory of a walk.
+struct Level {
+    /// The key prefix of its entries (ends in `/`, or empty at the root).
+    dir_key: String,
+    path: PathBuf,
+    /// Only names starting with this (the listing prefix's last part, at the top).
+    name_prefix: String,
+    chunk: Chunk,
+    /// How many names to ask for when the chunk runs out.
+    want: usize,
+}
 
 /// A lazy, sorted, depth-first walk that yields file keys in byte order.
 struct Walker<'a> {
@@ -1270,137 +1678,119 @@ struct Walker<'a> {
     stack: Vec<Level>,
     delimiter: bool,
     after: Option<String>,
-    top: Option<(PathBuf, String, String)>,
+    want: usize,
+    /// When the listing began, in [`SNAPSHOT_SEQ`].
+    start: u64,
+    /// This page continues an earlier one of the same listing.
+    continuation: bool,
+    err: Option<io::Error>,
 }
 
-impl<'a> Walker<'a> {
-    fn new(
-        fs: &'a LocalFs,
-        dir: PathBuf,
-        dir_key: String,
-        name_prefix: String,
-        delimiter: bool,
-        after: Option<String>,
-    ) -> Self {
-        Walker {
-            fs,
-            stack: Vec::new(),
-            delimiter,
-            after,
-            top: Some((dir, dir_key, name_prefix)),
+impl Walker<'_> {
+    fn push(&mut self, path: PathBuf, dir_key: String, name_prefix: String) -> bool {
+        let lower = Lower::of(self.after.as_deref(), &dir_key);
+        match self.fs.dir_chunk(
+            &path,
+            &dir_key,
+            &name_prefix,
+            &lower,
+            self.want,
+            self.start,
+            self.continuation,
+        ) {
+            Ok(chunk) => {
+                self.stack.push(Level {
+                    dir_key,
+                    path,
+                    name_prefix,
+                    chunk,
+                    want: self.want,
+                });
+                true
+            }
+            Err(e) => {
+                self.err = Some(e);
+                false
+            }
         }
     }
 
-    /// Sorted entries of a directory: (name, is_dir), skipping reserved
-    /// names, names that are not UTF-8, links and special files.
-    /// Directories sort as `name/`.
-    fn entries(
-        &self,
-        dir: &Path,
-        dir_key: &str,
-        name_prefix: &str,
-    ) -> io::Result<Vec<(String, bool)>> {
-        let rd = match fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(e),
-        };
-        let mut v = Vec::new();
-        for ent in rd {
-            let ent = ent?;
-            let Ok(name) = ent.file_name().into_string() else {
-                continue;
+    /// The next name of the deepest directory, reading more when needed.
+    fn next_name(&mut self) -> io::Result<Option<(usize, String)>> {
+        loop {
+            let depth = self.stack.len();
+            let Some(lvl) = self.stack.last_mut() else {
+                return Ok(None);
             };
-            if name.starts_with(RESERVED_PREFIX) || !name.starts_with(name_prefix) {
+            if lvl.chunk.pos < lvl.chunk.end {
+                let name = lvl.chunk.names[lvl.chunk.pos].clone();
+                lvl.chunk.pos += 1;
+                return Ok(Some((depth, name)));
+            }
+            if lvl.chunk.complete || lvl.chunk.end == 0 {
+                self.stack.pop();
                 continue;
             }
-            let Some(is_dir) = self.fs.classify(&ent, dir_key, &name) else {
-                continue;
-            };
-            v.push((name, is_dir));
-        }
-        v.sort_by(|a, b| {
-            let ka = (a.0.as_bytes(), if a.1 { &b"/"[..] } else { &b""[..] });
-            let kb = (b.0.as_bytes(), if b.1 { &b"/"[..] } else { &b""[..] });
-            ka.0.iter().chain(ka.1).cmp(kb.0.iter().chain(kb.1))
-        });
-        Ok(v)
-    }
-
-    /// The first file key below `dir` (key prefix `dir_key`), if any.
-    fn first_file(&self, dir: &Path, dir_key: &str) -> io::Result<Option<String>> {
-        for (name, is_dir) in self.entries(dir, dir_key, "")? {
-            if is_dir {
-                let sub = format!("{dir_key}{name}/");
-                if let Some(k) = self.first_file(&dir.join(&name), &sub)? {
-                    return Ok(Some(k));
-                }
-            } else {
-                return Ok(Some(format!("{dir_key}{name}")));
-            }
-        }
-        Ok(None)
-    }
-
-    /// True when a whole subtree with key prefix `sub` sorts at or before `after`.
-    fn skip_subtree(&self, sub: &str) -> bool {
-        match &self.after {
-            Some(a) => a.as_str() > sub && !a.starts_with(sub),
-            None => false,
+            let last = lvl.chunk.names[lvl.chunk.end - 1].clone();
+            lvl.want = lvl.want.saturating_mul(2);
+            lvl.chunk = self.fs.dir_chunk(
+                &lvl.path,
+                &lvl.dir_key,
+                &lvl.name_prefix,
+                &Lower(Some((last, false))),
+                lvl.want,
+                self.start,
+                self.continuation,
+            )?;
         }
     }
 }
 
 impl Iterator for Walker<'_> {
-    type Item = io::Result<ObjectMeta>;
+    type Item = ObjectMeta;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some((dir, dir_key, name_prefix)) = self.top.take() {
-            match self.entries(&dir, &dir_key, &name_prefix) {
-                Ok(v) => self.stack.push((dir_key, dir, v.into_iter())),
-                Err(e) => return Some(Err(e)),
-            }
+    fn next(&mut self) -> Option<ObjectMeta> {
+        if self.err.is_some() {
+            return None;
         }
         loop {
-            let depth = self.stack.len();
-            let (dir_key, dir, it) = self.stack.last_mut()?;
-            let Some((name, is_dir)) = it.next() else {
-                self.stack.pop();
-                continue;
-            };
-            let key = format!("{dir_key}{name}");
-            let path = dir.join(&name);
-            if is_dir {
-                let sub = format!("{key}/");
-                if self.skip_subtree(&sub) {
-                    continue;
+            let (depth, name) = match self.next_name() {
+                Ok(Some(x)) => x,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.err = Some(e);
+                    return None;
                 }
+            };
+            let lvl = self.stack.last().expect("a name comes from a level");
+            let key = format!("{}{name}", lvl.dir_key);
+            let path = lvl.path.join(name.trim_end_matches('/'));
+            if key.ends_with('/') {
                 if self.delimiter && depth == 1 {
-                    // One level: report the directory once, as the first file
+                    if self.after.as_deref().is_some_and(|a| a.starts_with(&key)) {
+                        // This common prefix was reported on an earlier page.
+                        continue;
+                    }
+                    // One level: report the directory once, as some file
                     // under it, which the pager folds into a common prefix.
-                    match self.first_file(&path, &sub) {
+                    match self.fs.any_file(&path, &key) {
                         Ok(Some(k)) => {
-                            return Some(Ok(ObjectMeta {
+                            return Some(ObjectMeta {
                                 key: k,
                                 size: 0,
                                 last_modified: SystemTime::UNIX_EPOCH,
                                 version: None,
-                            }));
+                            });
                         }
                         Ok(None) => continue,
-                        Err(e) => return Some(Err(e)),
+                        Err(e) => {
+                            self.err = Some(e);
+                            return None;
+                        }
                     }
                 }
-                match self.entries(&path, &sub, "") {
-                    Ok(v) => self.stack.push((sub, path, v.into_iter())),
-                    Err(e) => return Some(Err(e)),
+                if !self.push(path, key, String::new()) {
+                    return None;
                 }
                 continue;
             }
@@ -1410,12 +1800,15 @@ impl Iterator for Walker<'_> {
                 continue;
             }
             match fs::symlink_metadata(&path) {
-                Ok(md) if md.is_file() => return Some(Ok(meta_of(&key, &md, None))),
+                Ok(md) if md.is_file() => return Some(meta_of(&key, &md, None)),
                 // Replaced by something that is not an object since the
                 // directory was read, or deleted: not part of the listing.
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    self.err = Some(e);
+                    return None;
+                }
             }
         }
     }

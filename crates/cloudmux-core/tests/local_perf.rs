@@ -1,12 +1,15 @@
-//! Cost bounds of the local backend that hold in any build: system calls
-//! counted with strace. Release-build numbers come from
-//! `examples/local_bench.rs`.
+//! Cost bounds of the local backend, loose enough for a debug build on a
+//! busy machine yet far below what a quadratic listing or a directory scan
+//! per delete costs. Release-build numbers come from `examples/local_bench.rs`.
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cloudmux_core::{LocalFs, PutMode, Store};
+use cloudmux_core::{ListRequest, LocalFs, PutMode, Store};
+use futures::{StreamExt, TryStreamExt};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -14,6 +17,153 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Writes `n` empty files `<dir>/<i:09>` directly, without the store. Empty,
+/// so that the disk's cost of freeing data blocks (a discard per file on
+/// some virtual disks) does not drown the backend's own.
+fn fill(dir: &Path, n: usize) {
+    fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        fs::File::create(dir.join(format!("{i:09}"))).unwrap();
+    }
+}
+
+async fn list_page_by_page(store: &LocalFs, prefix: &str) -> Vec<String> {
+    let mut token = None;
+    let mut keys = Vec::new();
+    loop {
+        let page = store
+            .list(ListRequest {
+                prefix: prefix.into(),
+                token,
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next {
+            Some(t) => token = Some(t),
+            None => return keys,
+        }
+    }
+}
+
+#[test]
+fn listing_page_by_page_is_linear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 60_000;
+    fill(&tmp.path().join("s/claims"), n);
+    let store = LocalFs::new(tmp.path()).unwrap();
+    let rt = runtime();
+    // A directory at rest, and one still being written to (each page then
+    // sees the directory as it is).
+    for round in ["at rest", "changing"] {
+        if round == "at rest" {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let t = Instant::now();
+        let keys = rt.block_on(async {
+            if round == "changing" {
+                let s = store.clone();
+                let writer = tokio::spawn(async move {
+                    for i in 0..2_000 {
+                        s.put(
+                            &format!("s/claims/w{i:05}"),
+                            Bytes::from_static(b"w"),
+                            PutMode::Create,
+                        )
+                        .await
+                        .unwrap();
+                    }
+                });
+                let keys = list_page_by_page(&store, "s/claims/").await;
+                writer.await.unwrap();
+                keys
+            } else {
+                list_page_by_page(&store, "s/claims/").await
+            }
+        });
+        let took = t.elapsed();
+        eprintln!("{round}: listing {n} keys page by page took {took:?}");
+        assert!(keys.len() >= n, "{round}: {} keys", keys.len());
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{round}: sorted");
+        assert!(
+            took < Duration::from_secs(6),
+            "{round}: listing {n} keys page by page took {took:?}"
+        );
+    }
+}
+
+/// Deletes every key below `s/` page by page, 16 deletes in flight: from the
+/// first page each time (as `UPath::rmrf` does), or continuing by the token.
+fn delete_page_by_page(store: &LocalFs, by_token: bool) -> usize {
+    runtime().block_on(async {
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let page = store
+                .list(ListRequest {
+                    prefix: "s/".into(),
+                    token: token.take(),
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            deleted += page.objects.len();
+            futures::stream::iter(page.objects)
+                .map(|o| async move { store.delete(&o.key).await })
+                .buffer_unordered(16)
+                .try_collect::<Vec<()>>()
+                .await
+                .unwrap();
+            match page.next {
+                Some(t) if by_token => token = Some(t),
+                Some(_) => {}
+                None => return deleted,
+            }
+        }
+    })
+}
+
+#[test]
+fn recursive_delete_by_token_is_linear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 40_000;
+    fill(&tmp.path().join("s/claims"), n);
+    let store = LocalFs::new(tmp.path()).unwrap();
+    let t = Instant::now();
+    let deleted = delete_page_by_page(&store, true);
+    let took = t.elapsed();
+    eprintln!("deleting {n} keys page by page, by token, took {took:?}");
+    assert_eq!(deleted, n);
+    assert!(!tmp.path().join("s").exists(), "emptied directories pruned");
+    assert!(
+        took < Duration::from_secs(6),
+        "deleting {n} keys page by page took {took:?}"
+    );
+}
+
+/// Starting over at each page reads the directory whole for each page (it
+/// changes between pages, so no snapshot may serve): bounded, not linear.
+#[test]
+fn recursive_delete_from_the_first_page_each_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    fill(&tmp.path().join("s/claims"), n);
+    let store = LocalFs::new(tmp.path()).unwrap();
+    let t = Instant::now();
+    let deleted = delete_page_by_page(&store, false);
+    let took = t.elapsed();
+    eprintln!("deleting {n} keys page by page, from the first page, took {took:?}");
+    assert_eq!(deleted, n);
+    assert!(!tmp.path().join("s").exists(), "emptied directories pruned");
+    assert!(
+        took < Duration::from_secs(8),
+        "deleting {n} keys page by page took {took:?}"
+    );
 }
 
 #[test]
