@@ -81,6 +81,14 @@
 //! Tokens are opaque: the last key listed and when the listing began, which
 //! only this process can use (elsewhere a token counts as the key alone).
 //!
+//! # Leftovers
+//! A writer killed between writing its temporary file and publishing it
+//! leaves the temporary file behind; pruning leaves a lone `.cmx-lock` or an
+//! empty directory behind when it races or is interrupted. None of them is
+//! listed. [`LocalFs::stale_temporaries`] reports old temporaries below a key
+//! prefix and [`LocalFs::remove_leftovers`] removes them together with lock
+//! files of empty directories and empty directories.
+//!
 //! # Threads
 //! Small operations (bodies up to [`LocalFs::with_inline_limit`], 64 KiB by
 //! default) run on the calling task: a handful of system calls costs less
@@ -231,6 +239,30 @@ pub struct LocalFs {
     snapshots: Arc<Snapshots>,
 }
 
+/// Stale temporary files found by [`LocalFs::stale_temporaries`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StaleTemporaries {
+    /// How many.
+    pub count: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+/// What [`LocalFs::remove_leftovers`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemovedLeftovers {
+    /// Stale temporary files.
+    pub temporaries: u64,
+    /// Their total size in bytes.
+    pub temporary_bytes: u64,
+    /// Lock files (`.cmx-lock`) of directories that held nothing else.
+    pub lock_files: u64,
+    /// Empty directories.
+    pub directories: u64,
+}
+
 impl LocalFs {
     /// A store rooted at `root`, which is created if missing. The root must be
     /// absolute or is made so against the current directory. It is resolved
@@ -316,7 +348,7 @@ impl LocalFs {
         self.with(|me| me.inline_limit = bytes)
     }
 
-    /// The clock lock waits run on.
+    /// The clock lock waits run on, and that ages of leftovers are measured by.
     pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
         self.with(|me| me.clock = clock)
     }
@@ -329,6 +361,78 @@ impl LocalFs {
     /// How long writes wait for a directory lock.
     pub fn lock_wait(&self) -> Duration {
         self.lock_wait
+    }
+
+    /// Reports the temporary files below the key `prefix` (a string prefix,
+    /// as in listings) last modified more than `older_than` ago on the
+    /// store's clock. A writer's temporary file lives for milliseconds, so
+    /// old ones were left by writers that were killed. Symbolic links are
+    /// not followed.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed prefix; I/O errors of the walk.
+    pub async fn stale_temporaries(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+    ) -> Result<StaleTemporaries> {
+        let prefix = self.leftover_prefix(prefix)?;
+        let cutoff = self.cutoff(older_than);
+        self.blocking(move |me| {
+            let mut c = Counts::default();
+            me.leftovers(&prefix, cutoff, false, &mut c)?;
+            Ok(StaleTemporaries {
+                count: c.temporaries,
+                bytes: c.temporary_bytes,
+            })
+        })
+        .await
+    }
+
+    /// Removes leftovers below the key `prefix` (a string prefix, as in
+    /// listings): temporary files last modified more than `older_than` ago
+    /// on the store's clock, the lock files of directories that hold nothing
+    /// else, and empty directories. Then, like a delete, it prunes the
+    /// emptied parents of the prefix's directory. Directories at or above the
+    /// prune floor stay, symbolic links are not followed, and a directory
+    /// whose lock is held is left alone.
+    ///
+    /// An `older_than` of a few minutes or more cannot race a live writer; a
+    /// writer whose temporary file is removed under it fails as `Transient`
+    /// and writes nothing.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed prefix; I/O errors of the walk.
+    pub async fn remove_leftovers(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+    ) -> Result<RemovedLeftovers> {
+        let prefix = self.leftover_prefix(prefix)?;
+        let cutoff = self.cutoff(older_than);
+        self.blocking(move |me| {
+            let mut c = Counts::default();
+            me.leftovers(&prefix, cutoff, true, &mut c)?;
+            Ok(RemovedLeftovers {
+                temporaries: c.temporaries,
+                temporary_bytes: c.temporary_bytes,
+                lock_files: c.lock_files,
+                directories: c.directories,
+            })
+        })
+        .await
+    }
+
+    fn leftover_prefix(&self, prefix: &str) -> Result<String> {
+        crate::key::validate_key(prefix.trim_end_matches('/'), true)?;
+        Ok(prefix.to_string())
+    }
+
+    fn cutoff(&self, older_than: Duration) -> SystemTime {
+        self.clock
+            .now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf> {
@@ -883,7 +987,7 @@ impl LocalFs {
         Ok(page)
     }
 
-    /// Classifies a directory entry for listings: `Some(true)`
+    /// Classifies a directory entry for listings and leftovers: `Some(true)`
     /// for a directory to descend into, `Some(false)` for a regular file,
     /// `None` for anything else. A link counts only when it is a trusted
     /// directory on the way to the prune floor.
@@ -1036,6 +1140,136 @@ impl LocalFs {
         }
         Ok(None)
     }
+
+    /// The walk of [`stale_temporaries`](Self::stale_temporaries) and
+    /// [`remove_leftovers`](Self::remove_leftovers).
+    fn leftovers(
+        &self,
+        prefix: &str,
+        cutoff: SystemTime,
+        remove: bool,
+        c: &mut Counts,
+    ) -> Result<()> {
+        let (dir_key, name_prefix) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        if !dir_key.is_empty() {
+            match self.check_dirs(&self.root.join(dir_key), dir_key) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Problem::Symlink | Problem::NotDir | Problem::Vanished) => {
+                    return Ok(());
+                }
+                Err(Problem::Io(e)) => return Err(io_err("leftovers", prefix, e)),
+            }
+        }
+        let top = self.root.join(dir_key.trim_end_matches('/'));
+        let removed = self
+            .clean_dir(&top, dir_key, name_prefix, cutoff, remove, c)
+            .map_err(|e| io_err("leftovers", prefix, e))?;
+        if removed && let Some(parent) = top.parent() {
+            c.directories += self.prune_once(parent.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Counts or removes leftovers in `dir` and below (entries starting with
+    /// `name_prefix` only); gives whether `dir` itself was removed.
+    fn clean_dir(
+        &self,
+        dir: &Path,
+        dir_key: &str,
+        name_prefix: &str,
+        cutoff: SystemTime,
+        remove: bool,
+        c: &mut Counts,
+    ) -> io::Result<bool> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut kept = false;
+        let mut lock = false;
+        let mut subdirs = Vec::new();
+        for ent in rd {
+            let ent = ent?;
+            let Ok(name) = ent.file_name().into_string() else {
+                kept = true;
+                continue;
+            };
+            if !name.starts_with(name_prefix) {
+                kept = true;
+                continue;
+            }
+            let ft = ent.file_type()?;
+            if name == LOCK_NAME && ft.is_file() {
+                lock = true;
+            } else if name.starts_with(TMP_PREFIX) && ft.is_file() {
+                let md = ent.metadata()?;
+                let old = md.modified().is_ok_and(|t| t <= cutoff);
+                if !old {
+                    kept = true;
+                } else if !remove {
+                    c.temporaries += 1;
+                    c.temporary_bytes += md.len();
+                } else {
+                    match fs::remove_file(ent.path()) {
+                        Ok(()) => {
+                            c.temporaries += 1;
+                            c.temporary_bytes += md.len();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(_) => kept = true,
+                    }
+                }
+            } else if ft.is_dir() && !name.starts_with(RESERVED_PREFIX) {
+                subdirs.push(name);
+            } else {
+                // Objects, links, special files, other reserved names.
+                kept = true;
+            }
+        }
+        for name in subdirs {
+            let sub_key = format!("{dir_key}{name}/");
+            if !self.clean_dir(&dir.join(&name), &sub_key, "", cutoff, remove, c)? {
+                kept = true;
+            }
+        }
+        if !remove || kept || !name_prefix.is_empty() || !self.prunable(dir) {
+            return Ok(false);
+        }
+        if !lock {
+            // Nothing at all in it: no one can hold its lock.
+            let removed = fs::remove_dir(dir).is_ok();
+            c.directories += u64::from(removed);
+            return Ok(removed);
+        }
+        let Ok(TryLock::Locked(held)) = DirLock::try_acquire(dir) else {
+            // In use.
+            return Ok(false);
+        };
+        let only_lock = fs::read_dir(dir).is_ok_and(|rd| {
+            rd.filter_map(|e| e.ok())
+                .all(|e| e.file_name() == LOCK_NAME)
+        });
+        if !only_lock {
+            return Ok(false);
+        }
+        let unlinked = fs::remove_file(dir.join(LOCK_NAME)).is_ok();
+        let removed = fs::remove_dir(dir).is_ok();
+        drop(held);
+        c.lock_files += u64::from(unlinked);
+        c.directories += u64::from(removed);
+        Ok(removed)
+    }
 }
 
 /// What a check of a key's directories found wrong.
@@ -1139,6 +1373,14 @@ struct DeleteState {
     key: String,
     path: PathBuf,
     phase: DeletePhase,
+}
+
+#[derive(Default)]
+struct Counts {
+    temporaries: u64,
+    temporary_bytes: u64,
+    lock_files: u64,
+    directories: u64,
 }
 
 /// A temporary file, removed when dropped unless it was renamed into place.
