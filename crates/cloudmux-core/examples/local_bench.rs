@@ -14,7 +14,8 @@
 //!   continuing by the `next` token) at 20,000, 60,000 and 200,000 keys;
 //! - `delete`: deletes 200,000 keys page by page: list a page, delete its
 //!   keys 16 at a time, repeat, once from the first page each time (as
-//!   `UPath::rmrf` does) and once continuing by the page's token;
+//!   `UPath::rmrf` does) and once continuing by the page's token (after
+//!   `sync`, so that the fill's writeback is not measured);
 //! - `get`: reads of 100-byte objects, one at a time;
 //! - `first-page`: the first page of a directory of 200,000 keys that keeps
 //!   changing (what each page of a recursive delete that starts over costs).
@@ -240,6 +241,13 @@ async fn list(store: &Arc<LocalFs>, sizes: &[usize]) {
     }
 }
 
+/// Writes dirty data back and pauses, so that the disk's writeback of a
+/// fill does not land in the measurement that follows.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(1));
+}
+
 /// Deletes every key below `prefix` page by page: lists a page, deletes its
 /// keys 16 at a time, and repeats, from the first page again (as
 /// `UPath::rmrf` does) or continuing by the page's token.
@@ -282,6 +290,7 @@ async fn delete(store: &Arc<LocalFs>, sizes: &[usize]) {
         for by_token in [false, true] {
             let prefix = format!("delete/n{n}-{by_token}");
             fill(store, &prefix, n).await;
+            settle();
             let t = Instant::now();
             let (deleted, list_time) = delete_pages(store, &prefix, by_token).await;
             assert_eq!(deleted, n);
