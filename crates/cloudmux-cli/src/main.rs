@@ -77,7 +77,10 @@ A coordinator runs `new` and `session`; every worker runs `work` with the mux id
 )]
 struct Cli {
     /// Log level (error, warn, info, debug, trace) or a tracing filter; RUST_LOG wins.
-    #[arg(long, global = true, env = "CLOUDMUX_LOG", default_value = "warn")]
+    /// The default shows cloudmux's own warnings and only errors of the SDKs
+    /// underneath (whose warnings, such as a region lookup, are noise before
+    /// the one line that says what failed).
+    #[arg(long, global = true, env = "CLOUDMUX_LOG", default_value = "error")]
     log: String,
     /// More logging on stderr: -v info, -vv debug, -vvv trace (cloudmux's own crates).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -464,7 +467,7 @@ fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
         return f;
     }
     let level = match cli.verbose {
-        0 => return tracing_subscriber::EnvFilter::new(&cli.log),
+        0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -236,3 +236,141 @@ fn an_interrupted_destroy_can_be_run_again() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(!path.exists(), "the second destroy finished the job");
 }
+
+#[test]
+fn destroy_never_follows_a_symlink_out_of_its_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, id) = dataset(&dir.path().join("r"), &numbers(5));
+    assert!(cloudmux(&["work", &id]).status.success());
+    let outside = dir.path().join("o");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("f"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, Path::new(local(&ds)).join("sessions/evil")).unwrap();
+    let o = cloudmux(&["destroy", &ds]);
+    // Whatever destroy says of the link, it never deletes through it.
+    assert_eq!(
+        std::fs::read_to_string(outside.join("f")).unwrap(),
+        "x",
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn an_error_is_never_read_as_a_lost_race() {
+    for kind in ["file", "dangling symlink"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ds, id) = dataset(dir.path(), &numbers(100));
+        let sessions = Path::new(local(&ds)).join("sessions");
+        let sdir = std::fs::read_dir(&sessions)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let claims = sdir.join("claims");
+        let _ = std::fs::remove_dir_all(&claims);
+        if kind == "file" {
+            std::fs::write(&claims, "not a folder").unwrap();
+        } else {
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &claims).unwrap();
+        }
+        let o = cloudmux(&["work", &id]);
+        assert_eq!(o.status.code(), Some(2), "{kind}: {}", err(&o));
+        assert!(out(&o).is_empty(), "{kind}: nothing handed out");
+        let o = cloudmux(&["done", &id]);
+        assert_eq!(o.status.code(), Some(1), "{kind}: not done: {}", out(&o));
+    }
+}
+
+#[test]
+fn a_fifo_in_a_session_never_hangs_stat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, id) = dataset(dir.path(), &numbers(20));
+    assert!(cloudmux(&["work", &id]).status.success());
+    let sessions = Path::new(local(&ds)).join("sessions");
+    let sdir = std::fs::read_dir(&sessions)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for place in ["workers/fifo.json", "claims/fifo"] {
+        let p = sdir.join(place);
+        let made = Command::new("mkfifo").arg(&p).status().unwrap();
+        assert!(made.success());
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloudmux"))
+        .args(["stat", &id, "--json", "--exact"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A deadline that only turns a hang into a failure.
+    let mut waited = 0;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(waited < 600, "stat hung on a FIFO");
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    };
+    let o = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", err(&o));
+    let st: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(st["claimed"], 20);
+}
+
+#[test]
+fn leftovers_of_killed_writers_are_reported_and_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, id) = dataset(dir.path(), &numbers(30));
+    assert!(cloudmux(&["work", &id]).status.success());
+    let sessions = Path::new(local(&ds)).join("sessions");
+    let sdir = std::fs::read_dir(&sessions)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Temporary files left by a killed writer, two hours old.
+    for name in ["claims/.cmx-tmp-41", "workers/.cmx-tmp-42"] {
+        let p = sdir.join(name);
+        std::fs::write(&p, vec![0u8; 1000]).unwrap();
+        let ok = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let o = cloudmux(&["stat", &id, "--json"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let st: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(st["stale_temporaries"], 2, "{st}");
+    let o = cloudmux(&["destroy", &ds]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        !Path::new(local(&ds)).exists(),
+        "nothing is left, the folder included"
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_in_one_line() {
+    let o = Command::new(env!("CARGO_BIN_EXE_cloudmux"))
+        .args(["session", "s3://bucket/ds"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "not-printed")
+        .env_remove("RUST_LOG")
+        .env_remove("CLOUDMUX_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = err(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("could not connect"), "{e}");
+    assert!(!e.contains("WARN") && !e.contains("not-printed"), "{e}");
+}

@@ -29,9 +29,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use cloudmux_core::clock::Stopwatch;
 use cloudmux_core::{ListRequest, LocalFs, PutMode, Store};
 use futures::{StreamExt, TryStreamExt};
 
@@ -132,7 +133,7 @@ fn raw(dir: &Path) {
     let n = 20_000;
     let d = dir.join("raw-link");
     std::fs::create_dir_all(&d).unwrap();
-    let t = Instant::now();
+    let t = Stopwatch::system();
     for i in 0..n {
         let tmp = d.join(format!(".tmp-{i}"));
         let mut f = std::fs::OpenOptions::new()
@@ -151,7 +152,7 @@ fn raw(dir: &Path) {
     );
     let d = dir.join("raw-excl");
     std::fs::create_dir_all(&d).unwrap();
-    let t = Instant::now();
+    let t = Stopwatch::system();
     for i in 0..n {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -170,7 +171,7 @@ async fn create(store: &Arc<LocalFs>) {
     for round in 0..3 {
         let n = 20_000;
         let prefix = format!("create/seq{round}");
-        let t = Instant::now();
+        let t = Stopwatch::system();
         for i in 0..n {
             store
                 .put(
@@ -187,13 +188,13 @@ async fn create(store: &Arc<LocalFs>) {
         );
     }
     let n = 20_000;
-    let t = Instant::now();
+    let t = Stopwatch::system();
     fill(store, "create/par", n).await;
     println!(
         "create, 32 in flight, 100 B            {}",
         rate(n, t.elapsed())
     );
-    let t = Instant::now();
+    let t = Stopwatch::system();
     let mut lost = 0;
     for i in 0..n {
         let e = store
@@ -215,7 +216,7 @@ async fn create(store: &Arc<LocalFs>) {
 async fn get(store: &Arc<LocalFs>) {
     let n = 20_000;
     fill(store, "get", n).await;
-    let t = Instant::now();
+    let t = Stopwatch::system();
     for i in 0..n {
         store.get(&format!("get/{i:09}")).await.unwrap();
     }
@@ -230,7 +231,7 @@ async fn list(store: &Arc<LocalFs>, sizes: &[usize]) {
         let prefix = format!("list/n{n}");
         fill(store, &prefix, n).await;
         for round in 0..2 {
-            let t = Instant::now();
+            let t = Stopwatch::system();
             let (keys, pages) = list_all(store, &prefix).await;
             assert_eq!(keys, n);
             println!(
@@ -256,7 +257,7 @@ async fn delete_pages(store: &Arc<LocalFs>, prefix: &str, by_token: bool) -> (us
     let mut list_time = Duration::ZERO;
     let mut token = None;
     loop {
-        let t_list = Instant::now();
+        let t_list = Stopwatch::system();
         let page = store
             .list(ListRequest {
                 prefix: format!("{prefix}/"),
@@ -291,7 +292,7 @@ async fn delete(store: &Arc<LocalFs>, sizes: &[usize]) {
             let prefix = format!("delete/n{n}-{by_token}");
             fill(store, &prefix, n).await;
             settle();
-            let t = Instant::now();
+            let t = Stopwatch::system();
             let (deleted, list_time) = delete_pages(store, &prefix, by_token).await;
             assert_eq!(deleted, n);
             let how = if by_token {
@@ -323,7 +324,7 @@ async fn first_page(store: &Arc<LocalFs>, sizes: &[usize]) {
                 .put(&k, Bytes::from_static(BODY), PutMode::Create)
                 .await
                 .unwrap();
-            let t = Instant::now();
+            let t = Stopwatch::system();
             let page = store
                 .list(ListRequest {
                     prefix: format!("{prefix}/"),

@@ -116,7 +116,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -1598,6 +1598,52 @@ impl Store for LocalFs {
         Capabilities::default()
     }
 
+    /// The temporary files, lock files and empty directories below `prefix`
+    /// ([`LocalFs::stale_temporaries`], [`LocalFs::remove_leftovers`]). With
+    /// `remove` and a directory prefix (`key/`), the directory itself goes
+    /// too once it is empty, even at the prune floor: this is what removing
+    /// a whole tree (`rmrf`, `destroy`) asks for.
+    async fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: Duration,
+        remove: bool,
+    ) -> Result<crate::store::Leftovers> {
+        if !remove {
+            let t = self.stale_temporaries(prefix, older_than).await?;
+            return Ok(crate::store::Leftovers {
+                files: t.count,
+                bytes: t.bytes,
+                dirs: 0,
+            });
+        }
+        let r = self.remove_leftovers(prefix, older_than).await?;
+        let mut dirs = r.directories + r.lock_files;
+        if let Some(dir_key) = prefix.strip_suffix('/')
+            && !dir_key.is_empty()
+        {
+            let dir = self.root.join(dir_key);
+            let removed = self
+                .blocking(move |_| {
+                    // Never through a link: only a real, empty directory.
+                    match fs::symlink_metadata(&dir) {
+                        Ok(m) if m.is_dir() => {
+                            let _ = fs::remove_file(dir.join(LOCK_NAME));
+                            Ok(fs::remove_dir(&dir).is_ok())
+                        }
+                        _ => Ok(false),
+                    }
+                })
+                .await?;
+            dirs += u64::from(removed);
+        }
+        Ok(crate::store::Leftovers {
+            files: r.temporaries,
+            bytes: r.temporary_bytes,
+            dirs,
+        })
+    }
+
     async fn get(&self, key: &str) -> Result<GetResult> {
         let (buf, md) = self.read_object("get", key).await?;
         let v = hash_version(&buf);
@@ -1737,7 +1783,14 @@ struct Snapshot {
     /// Its number in [`SNAPSHOT_SEQ`].
     seq: u64,
     names: Arc<Vec<String>>,
-    taken: Instant,
+    /// When it was read, on this process's monotonic clock.
+    taken: Duration,
+}
+
+/// This process's monotonic clock (the snapshot cache is process-wide, not
+/// one store's: it ages by real time).
+fn mono() -> Duration {
+    crate::clock::Clock::elapsed(&crate::clock::SystemClock)
 }
 
 /// Numbers snapshots and the beginnings of listings in one order: a snapshot
@@ -1793,7 +1846,7 @@ impl Snapshots {
     fn get(&self, dir: &Path, ident: DirIdent, start: u64) -> Option<Arc<Vec<String>>> {
         let mut map = self.map.lock().ok()?;
         let s = map.get(dir)?;
-        if s.taken.elapsed() >= SNAPSHOT_TTL || !s.ident.same_dir(&ident) {
+        if mono().saturating_sub(s.taken) >= SNAPSHOT_TTL || !s.ident.same_dir(&ident) {
             map.remove(dir);
             return None;
         }
@@ -1808,7 +1861,7 @@ impl Snapshots {
         let Ok(mut map) = self.map.lock() else {
             return;
         };
-        map.retain(|_, s| s.taken.elapsed() < SNAPSHOT_TTL);
+        map.retain(|_, s| mono().saturating_sub(s.taken) < SNAPSHOT_TTL);
         map.remove(dir);
         loop {
             let total: usize = map.values().map(|s| s.names.len()).sum();
@@ -1833,7 +1886,7 @@ impl Snapshots {
                 settled,
                 seq,
                 names,
-                taken: Instant::now(),
+                taken: mono(),
             },
         );
     }

@@ -823,12 +823,19 @@ impl UPath {
             self.remove_file().await?;
             n += 1;
         }
-        // Delete page by page, 16 requests in flight.
+        // Delete page by page, 16 requests in flight, continuing by token
+        // (a listing that restarts at its first page after every page of
+        // deletes is quadratic on a local directory); then once more from
+        // the start, for keys created behind the cursor meanwhile.
+        let mut token: Option<String> = None;
+        let mut deleted_this_pass = 0usize;
         loop {
-            let page = self.list_page(&ListQuery::default()).await?;
-            if page.objects.is_empty() {
-                break;
-            }
+            let q = ListQuery {
+                token: token.take(),
+                ..ListQuery::default()
+            };
+            let page = self.list_page(&q).await?;
+            token = page.next.clone();
             let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
             let count = keys.len();
             futures::stream::iter(keys)
@@ -837,6 +844,15 @@ impl UPath {
                 .try_collect::<Vec<()>>()
                 .await?;
             n += count;
+            deleted_this_pass += count;
+            if token.is_none() {
+                // The end of a pass: another from the start, unless this
+                // one found nothing.
+                if deleted_this_pass == 0 {
+                    break;
+                }
+                deleted_this_pass = 0;
+            }
         }
         // What the backend itself left below (temporary files of killed writers).
         let prefix = self.dir_prefix();

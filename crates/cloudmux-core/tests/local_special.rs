@@ -27,9 +27,15 @@ const O_NONBLOCK: i32 = 0x4;
 /// attached to the FIFO (without blocking) and closed again, so the stuck
 /// reader sees end-of-file and the test binary can still exit; the test fails.
 async fn bounded<T>(fifo: PathBuf, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(Duration::from_secs(3), fut).await {
-        Ok(v) => v,
-        Err(_) => {
+    match cloudmux_core::clock::timeout(
+        &cloudmux_core::clock::SystemClock,
+        Duration::from_secs(3),
+        fut,
+    )
+    .await
+    {
+        Some(v) => v,
+        None => {
             if let Ok(mut f) = fs::OpenOptions::new()
                 .write(true)
                 .custom_flags(O_NONBLOCK)
