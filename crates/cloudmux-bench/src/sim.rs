@@ -99,6 +99,9 @@ pub(crate) struct SimStore {
     /// Requests by kind: get, head, put, delete, list.
     counts: [AtomicU64; 5],
     throttled: AtomicU64,
+    /// Throttled requests by cause: a prefix's rate (S3), one object's rate
+    /// (GCS), the bucket's or account's rate (GCS, Azure).
+    throttled_by: [AtomicU64; 3],
     latency_sum_ns: AtomicU64,
     /// When each request was sent, and its kind.
     log: Mutex<Vec<(Duration, u8)>>,
@@ -131,6 +134,7 @@ impl SimStore {
             limits: Mutex::new(Limits::default()),
             counts: Default::default(),
             throttled: AtomicU64::new(0),
+            throttled_by: Default::default(),
             latency_sum_ns: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
         })
@@ -157,49 +161,67 @@ impl SimStore {
         let now = self.clock.elapsed();
         let mut l = self.limits.lock().unwrap();
         let write = op.is_write();
-        let ok = match self.provider {
+        // The cause of a refusal: 0 a prefix's rate, 1 one object's, 2 the
+        // bucket's or account's.
+        let refused: Option<usize> = match self.provider {
             Provider::S3 => {
                 if write {
                     let prefix = key.rsplit_once('/').map_or("", |(p, _)| p).to_string();
-                    l.prefixes
+                    let ok = l
+                        .prefixes
                         .entry(prefix)
                         .or_insert(Bucket {
                             tokens: 3500.0,
                             at: now,
                         })
-                        .take(now, 3500.0)
+                        .take(now, 3500.0);
+                    (!ok).then_some(0)
                 } else {
-                    true
+                    None
                 }
             }
             Provider::Gcs => {
                 if write {
+                    // One write per object name per second: a create that
+                    // meets an existing object is answered 412 (nothing is
+                    // written, so it does not count), a rewrite too soon 429.
+                    let exists = l.objects.contains_key(key);
                     let last = l.objects.get(key).copied();
-                    let object_ok =
-                        last.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1));
-                    let bucket_ok = l
+                    let object_ok = op == Op::Create && exists
+                        || last.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1));
+                    if !object_ok {
+                        Some(1)
+                    } else if !l
                         .bucket
                         .get_or_insert(Bucket {
                             tokens: 1000.0,
                             at: now,
                         })
-                        .take(now, 1000.0);
-                    if object_ok && bucket_ok {
-                        l.objects.insert(key.to_string(), now);
+                        .take(now, 1000.0)
+                    {
+                        Some(2)
+                    } else {
+                        None
                     }
-                    object_ok && bucket_ok
                 } else {
-                    true
+                    None
                 }
             }
-            Provider::Azure => l
-                .bucket
-                .get_or_insert(Bucket {
-                    tokens: 20_000.0,
-                    at: now,
-                })
-                .take(now, 20_000.0),
+            Provider::Azure => {
+                let ok = l
+                    .bucket
+                    .get_or_insert(Bucket {
+                        tokens: 20_000.0,
+                        at: now,
+                    })
+                    .take(now, 20_000.0);
+                (!ok).then_some(2)
+            }
         };
+        let ok = refused.is_none();
+        if let Some(c) = refused {
+            self.throttled_by[c].fetch_add(1, Ordering::Relaxed);
+        }
         if ok {
             return Ok(());
         }
@@ -231,6 +253,14 @@ impl SimStore {
             Ok(()) => f.await,
             Err(e) => Err(e),
         };
+        if op.is_write() && out.is_ok() {
+            let now = self.clock.elapsed();
+            self.limits
+                .lock()
+                .unwrap()
+                .objects
+                .insert(key.to_string(), now);
+        }
         self.clock.sleep(lat - lat / 2).await;
         out
     }
@@ -303,6 +333,14 @@ pub(crate) struct SimRow {
     pub(crate) tail_round_trips: f64,
     /// Requests the provider's limits refused.
     pub(crate) throttled: u64,
+    /// Of them: a prefix pushed past its rate, one object rewritten too
+    /// often (both would be this design's doing), the bucket's or account's
+    /// total rate (the workload's: every element needs a write).
+    pub(crate) throttled_prefix: u64,
+    /// See `throttled_prefix`.
+    pub(crate) throttled_object: u64,
+    /// See `throttled_prefix`.
+    pub(crate) throttled_total_rate: u64,
     /// Requests after opening, by kind: get, head, put, delete, list.
     pub(crate) by_kind: [u64; 5],
     /// Summed over the workers: creates that lost a race, claim listings,
@@ -452,8 +490,18 @@ async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) 
         let last = last_handout.clone();
         tasks.push(tokio::spawn(async move {
             let mut got = 0usize;
+            let mut failures = 0;
             while let Some(r) = w.next().await {
-                r?;
+                match r {
+                    Ok(_) => failures = 0,
+                    // As `cloudmux work`: a storage error that outlasted the
+                    // retries is reported and the worker goes on.
+                    Err(e) if (e.is_retryable() || e.is_outcome_unknown()) && failures < 100 => {
+                        failures += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 got += 1;
                 last.fetch_max(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
@@ -503,6 +551,9 @@ async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) 
         requests_per_element: requests as f64 / e as f64,
         tail_round_trips: end.saturating_sub(last).as_secs_f64() / mean,
         throttled: store.throttled.load(Ordering::Relaxed),
+        throttled_prefix: store.throttled_by[0].load(Ordering::Relaxed),
+        throttled_object: store.throttled_by[1].load(Ordering::Relaxed),
+        throttled_total_rate: store.throttled_by[2].load(Ordering::Relaxed),
         by_kind,
         collisions,
         lists,
@@ -577,7 +628,9 @@ impl SimReport {
             "of ideal",
             "req/el",
             "tail RTT",
-            "throttled",
+            "throttled: prefix",
+            "object",
+            "bucket/account",
             "real s",
         ]);
         for r in &self.rows {
@@ -592,7 +645,9 @@ impl SimReport {
                 format!("{:.2}", r.share_of_ideal),
                 format!("{:.3}", r.requests_per_element),
                 format!("{:.1}", r.tail_round_trips),
-                r.throttled.to_string(),
+                r.throttled_prefix.to_string(),
+                r.throttled_object.to_string(),
+                r.throttled_total_rate.to_string(),
                 format!("{:.1}", r.real_seconds),
             ]);
         }

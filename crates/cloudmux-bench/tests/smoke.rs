@@ -51,6 +51,21 @@ fn smoke_run_reports_every_scenario() {
     assert!(k["uncontended"][0]["steady"]["p50_ms"].as_f64().unwrap() >= 10.0);
     assert!(k["contended"]["acquisitions"].as_u64().unwrap() >= 1);
 
+    let s = &v["sim"];
+    let rows = s["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "one row per N of the smoke sweep");
+    for r in rows {
+        let n = r["workers"].as_u64().unwrap();
+        assert_eq!(r["elements"].as_u64().unwrap(), 100 * n);
+        let share = r["share_of_ideal"].as_f64().unwrap();
+        assert!(share > 0.0 && share <= 1.0, "{share}");
+        // Each element costs at least its create.
+        assert!(r["requests_per_element"].as_f64().unwrap() >= 1.0);
+        assert!(r["tail_round_trips"].as_f64().unwrap() >= 0.0);
+        // S3 limits: one folder per 100 claims keeps every prefix below 3,500/s.
+        assert_eq!(r["throttled_prefix"], 0);
+    }
+
     let m = &v["memory"];
     assert_eq!(m["elements"], 5000);
     assert!(m["peak_kib"].as_u64().unwrap() >= m["before_open_kib"].as_u64().unwrap());

@@ -202,6 +202,9 @@ pub struct Worker<T> {
     summary: UPath,
     summary_interval: Duration,
     last_summary: Option<Duration>,
+    /// When the summary object was last written (it may not be rewritten
+    /// faster than the backend allows one object to be).
+    summary_written: Option<Duration>,
     summary_dirty: bool,
     destroy_every: Duration,
     last_destroy_check: Option<Duration>,
@@ -327,6 +330,7 @@ impl<T: DeserializeOwned> Worker<T> {
             summary,
             summary_interval,
             last_summary: None,
+            summary_written: None,
             summary_dirty: false,
             destroy_every: opts
                 .destroy_check_interval
@@ -973,16 +977,25 @@ impl<T: DeserializeOwned> Worker<T> {
             // Nothing comes after this in a default session: the final
             // summary goes out with the markers.
             self.summary_dirty = false;
-            self.last_summary = Some(self.claims.clock().elapsed());
+            let wait = self.summary_wait();
+            let clock = self.claims.clock().clone();
+            self.last_summary = Some(clock.elapsed() + wait);
             let summary = self.summary.clone();
             let progress = self.snapshot();
             writes.push(Box::pin(async move {
+                if !wait.is_zero() {
+                    clock.sleep(wait).await;
+                }
                 if let Err(e) = summary.overwrite_json(&progress).await {
                     tracing::debug!(error = %e, "could not write the worker summary");
                 }
             }));
         }
+        let wrote_summary = self.terms.is_none();
         futures::future::join_all(writes).await;
+        if wrote_summary {
+            self.summary_written = Some(self.claims.clock().elapsed());
+        }
     }
 
     /// Writes the progress summary at most once per interval, and at the end.
@@ -1002,10 +1015,26 @@ impl<T: DeserializeOwned> Worker<T> {
             self.last_summary = Some(now);
             return;
         }
+        let wait = self.summary_wait();
+        if !wait.is_zero() {
+            self.claims.clock().sleep(wait).await;
+        }
+        let now = self.claims.clock().elapsed();
         self.last_summary = Some(now);
         self.summary_dirty = false;
         if let Err(e) = self.summary.overwrite_json(&self.snapshot()).await {
             tracing::debug!(error = %e, "could not write the worker summary");
+        }
+        // Counted from when the write was done (it may have waited on retries).
+        self.summary_written = Some(self.claims.clock().elapsed());
+    }
+
+    /// How long to wait before rewriting the summary object, so that it is
+    /// never rewritten faster than the backend allows (GCS: once a second).
+    fn summary_wait(&self) -> Duration {
+        match self.summary_written {
+            Some(t) => (t + self.min_write).saturating_sub(self.claims.clock().elapsed()),
+            None => Duration::ZERO,
         }
     }
 
