@@ -9,6 +9,7 @@
 //! | [`baseline`] | scenario 2: the original design (a `next` counter under the path lock) |
 //! | [`procs`] | scenarios 3 and 5: worker OS processes on the local filesystem, peak memory |
 //! | [`lockbench`] | scenario 4: lock latency and hand-offs between contenders |
+//! | [`ops`] | scenario 7: `stat`, `done`, `stat --exact`, `destroy` and one worker's claims on the local disk |
 //! | [`sim`] | scenario 6: fleets of up to 1,024 workers in virtual time, against the providers' rate limits |
 //! | [`machine`] | the machine the numbers were measured on |
 //! | [`report`] | percentiles and plain-text tables |
@@ -20,6 +21,7 @@ mod baseline;
 mod handout;
 mod lockbench;
 mod machine;
+mod ops;
 mod procs;
 mod report;
 mod sim;
@@ -110,6 +112,9 @@ struct Cli {
     /// The sim scenario: elements per worker (E = this x N).
     #[arg(long, default_value_t = 100)]
     sim_per_worker: usize,
+    /// The ops scenario's session sizes.
+    #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
+    ops_sizes: Vec<usize>,
 }
 
 /// The scenarios.
@@ -125,6 +130,8 @@ enum Scenario {
     Memory,
     /// Fleets in virtual time against the providers' rate limits (only when asked for).
     Sim,
+    /// The coordinator's operations and one worker's claims on the local disk.
+    Ops,
 }
 
 /// Hidden subcommands.
@@ -159,6 +166,9 @@ struct Run {
     /// Scenario 6.
     #[serde(skip_serializing_if = "Option::is_none")]
     sim: Option<sim::SimReport>,
+    /// Scenario 7.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ops: Option<ops::OpsReport>,
 }
 
 fn main() -> Result<()> {
@@ -198,6 +208,7 @@ fn main() -> Result<()> {
         lock: None,
         memory: None,
         sim: None,
+        ops: None,
     };
     if !cli.json {
         println!("{}", run.machine.render());
@@ -252,6 +263,13 @@ fn main() -> Result<()> {
         }
         run.memory = Some(r);
     }
+    if wants(Scenario::Ops) {
+        let r = rt.block_on(ops::run(&cli.ops_sizes))?;
+        if !cli.json {
+            println!("{}", r.render());
+        }
+        run.ops = Some(r);
+    }
     if wants(Scenario::Sim) {
         let p = sim::SimParams {
             workers: cli.workers.clone(),
@@ -288,4 +306,5 @@ fn shrink_for_smoke(cli: &mut Cli) {
     cli.lock_local_rounds = cli.lock_local_rounds.min(20);
     cli.lock_contenders = cli.lock_contenders.min(4);
     cli.lock_seconds = cli.lock_seconds.min(0.5);
+    cli.ops_sizes = vec![2_000];
 }

@@ -458,6 +458,9 @@ impl Store for Faulty {
     ) -> Result<crate::store::Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
     }
+    async fn delete_prefix(&self, prefix: &str) -> Result<Option<u64>> {
+        self.inner.delete_prefix(prefix).await
+    }
 }
 
 #[cfg(test)]

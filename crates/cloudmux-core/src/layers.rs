@@ -134,6 +134,9 @@ impl Store for Timeout {
     ) -> Result<Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
     }
+    async fn delete_prefix(&self, prefix: &str) -> Result<Option<u64>> {
+        self.inner.delete_prefix(prefix).await
+    }
 }
 
 /// Bounded, jittered retries of transient failures of the inner store.
@@ -292,6 +295,9 @@ impl Store for Retry {
         remove: bool,
     ) -> Result<Leftovers> {
         self.inner.leftovers(prefix, older_than, remove).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<Option<u64>> {
+        self.inner.delete_prefix(prefix).await
     }
 }
 

@@ -823,6 +823,11 @@ impl UPath {
             self.remove_file().await?;
             n += 1;
         }
+        // A backend that deletes a tree in one pass (the local disk) does.
+        let prefix = self.dir_prefix();
+        if let Some(deleted) = self.call(self.ctx.io.delete_prefix(&prefix)).await? {
+            n += deleted as usize;
+        }
         // Delete page by page, 16 requests in flight, continuing by token
         // (a listing that restarts at its first page after every page of
         // deletes is quadratic on a local directory); then once more from

@@ -372,6 +372,22 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// - `NotFound` only when the bucket/container itself is missing.
     async fn list(&self, req: ListRequest) -> Result<ListPage>;
 
+    /// Deletes every object below the directory prefix `prefix` (ending in
+    /// `/`) in one pass, when the backend can do that faster than one delete
+    /// per object; returns how many objects it deleted, or `None` when it
+    /// offers no such thing (the default: callers then delete page by page).
+    ///
+    /// # Behavior
+    /// - Never leaves `prefix` (the local backend follows no links).
+    /// - Objects written meanwhile may or may not be deleted.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn delete_prefix(&self, prefix: &str) -> Result<Option<u64>> {
+        let _ = prefix;
+        Ok(None)
+    }
+
     /// Finds, and with `remove` deletes, what the backend itself left below
     /// `prefix` older than `older_than`: never objects, only its own
     /// bookkeeping (the local backend's temporary files of writers that were
