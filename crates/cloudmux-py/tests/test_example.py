@@ -4,6 +4,7 @@ unique, so that runs never share one)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -42,13 +43,21 @@ hyper.destroy()
 def test_documentation_example(tmp_path: pathlib.Path) -> None:
     session = SESSION.replace("/tmp/abc/mux", str(tmp_path / "abc" / "mux"))
     # `python -i` reading stdin echoes each expression's value to stdout, as
-    # the documentation shows; prompts go to stderr.
+    # the documentation shows; prompts go to stderr. Its stdout writes each
+    # piece of a print at once, so five worker processes printing together
+    # can interleave within a line; a terminal would show whole lines. The
+    # interpreter's startup file (not the example) makes stdout line-buffered,
+    # as on a terminal, so that each line is one write.
+    startup = tmp_path / "startup.py"
+    startup.write_text("import sys\nsys.stdout.reconfigure(line_buffering=True)\n")
+    env = dict(os.environ, PYTHONSTARTUP=str(startup))
     r = subprocess.run(
         [sys.executable, "-i", "-q"],
         input=session,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.strip()]
