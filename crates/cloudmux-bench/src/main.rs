@@ -104,11 +104,15 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The sim scenario's providers.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "s3")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "s3,gcs,azure")]
     providers: Vec<sim::Provider>,
     /// The sim scenario: leased sessions (60 s lease) instead of default ones.
     #[arg(long)]
     leased: bool,
+    /// The sim scenario's worker counts in a full run (`--scenario sim` takes
+    /// `--workers`).
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024")]
+    sim_workers: Vec<usize>,
     /// The sim scenario: elements per worker (E = this x N).
     #[arg(long, default_value_t = 100)]
     sim_per_worker: usize,
@@ -128,7 +132,7 @@ enum Scenario {
     Lock,
     /// Peak memory of one worker process.
     Memory,
-    /// Fleets in virtual time against the providers' rate limits (only when asked for).
+    /// Fleets in virtual time against the providers' rate limits.
     Sim,
     /// The coordinator's operations and one worker's claims on the local disk.
     Ops,
@@ -190,11 +194,7 @@ fn main() -> Result<()> {
     if jitter > latency {
         bail!("--jitter-ms must not exceed --latency-ms");
     }
-    // The simulation runs only when asked for (or in the smoke run).
-    let wants = |s: Scenario| match cli.scenario {
-        Some(x) => x == s,
-        None => s != Scenario::Sim || cli.smoke,
-    };
+    let wants = |s: Scenario| cli.scenario.is_none_or(|x| x == s);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -272,7 +272,11 @@ fn main() -> Result<()> {
     }
     if wants(Scenario::Sim) {
         let p = sim::SimParams {
-            workers: cli.workers.clone(),
+            workers: if cli.scenario == Some(Scenario::Sim) || cli.smoke {
+                cli.workers.clone()
+            } else {
+                cli.sim_workers.clone()
+            },
             per_worker: cli.sim_per_worker,
             providers: cli.providers.clone(),
             leased: cli.leased,
@@ -307,4 +311,5 @@ fn shrink_for_smoke(cli: &mut Cli) {
     cli.lock_contenders = cli.lock_contenders.min(4);
     cli.lock_seconds = cli.lock_seconds.min(0.5);
     cli.ops_sizes = vec![2_000];
+    cli.providers = vec![sim::Provider::S3];
 }
