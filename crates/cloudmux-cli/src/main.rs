@@ -508,7 +508,11 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("cloudmux: internal error: {info}");
     }));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a worker's requests, its commands' children and its
+    // heartbeats are all waiting on I/O, and handing each tiny local-disk
+    // operation between threads cost more than the operation (futex
+    // wake-ups were most of a local worker's system time).
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
