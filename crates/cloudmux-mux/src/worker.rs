@@ -128,6 +128,19 @@ impl<T> Task<T> {
         }
     }
 
+    /// Reports a failure that can never succeed: the element is recorded as
+    /// failed at once (leased sessions; a default session has none).
+    ///
+    /// # Errors
+    /// `Fenced` when the lease was taken over; `Unsupported` in a default session.
+    pub async fn fail_permanently(&self, reason: &str) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.fail_permanently(reason).await,
+            None => Err(Error::new(ErrorKind::Unsupported, "fail")
+                .with_message("failures are recorded only in leased sessions")),
+        }
+    }
+
     /// Gives the element back without failing it (leased sessions).
     ///
     /// # Errors
