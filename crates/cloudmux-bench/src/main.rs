@@ -104,7 +104,12 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The sim scenario's providers.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "s3,gcs,azure")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "s3,gcs,azure"
+    )]
     providers: Vec<sim::Provider>,
     /// The sim scenario: leased sessions (60 s lease) instead of default ones.
     #[arg(long)]
