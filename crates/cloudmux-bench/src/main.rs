@@ -111,6 +111,15 @@ struct Cli {
         default_value = "s3,gcs,azure"
     )]
     providers: Vec<sim::Provider>,
+    /// The sim scenario's starts: `random` (any fleet) and `shard` (worker w
+    /// of N starts at w E / N, as an array job can).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "random,shard"
+    )]
+    starts: Vec<sim::Start>,
     /// The sim scenario: leased sessions (60 s lease) instead of default ones.
     #[arg(long)]
     leased: bool,
@@ -284,6 +293,7 @@ fn main() -> Result<()> {
             },
             per_worker: cli.sim_per_worker,
             providers: cli.providers.clone(),
+            starts: cli.starts.clone(),
             leased: cli.leased,
             seed: cli.seed,
         };

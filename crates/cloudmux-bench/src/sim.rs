@@ -61,6 +61,17 @@ impl Provider {
     }
 }
 
+/// Where workers start their walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Start {
+    /// At a random index: any fleet.
+    Random,
+    /// Worker w of N at w E / N ([`WorkerOptions::shard`]): a fleet that
+    /// knows its size and each task's index (array jobs).
+    Shard,
+}
+
 /// A token bucket: `rate` per second, holding at most one second's worth.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -314,6 +325,8 @@ pub(crate) struct SimRow {
     pub(crate) provider: Provider,
     /// Leased session (else a default one).
     pub(crate) leased: bool,
+    /// Where the workers started.
+    pub(crate) start: Start,
     /// N.
     pub(crate) workers: usize,
     /// E.
@@ -331,6 +344,10 @@ pub(crate) struct SimRow {
     /// From the last element handed out until every worker exited, in mean
     /// round trips.
     pub(crate) tail_round_trips: f64,
+    /// The floor of that tail under this latency: the mean, over many
+    /// draws, of the slowest of N single requests (every worker needing
+    /// just one more request after the last hand-out), in mean round trips.
+    pub(crate) tail_floor_round_trips: f64,
     /// Requests the provider's limits refused.
     pub(crate) throttled: u64,
     /// Of them: a prefix pushed past its rate, one object rewritten too
@@ -375,6 +392,7 @@ pub(crate) struct SimParams {
     pub(crate) workers: Vec<usize>,
     pub(crate) per_worker: usize,
     pub(crate) providers: Vec<Provider>,
+    pub(crate) starts: Vec<Start>,
     pub(crate) leased: bool,
     pub(crate) seed: u64,
 }
@@ -382,7 +400,11 @@ pub(crate) struct SimParams {
 /// Runs the scenario (each fleet in its own paused runtime on its own thread).
 pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
     let mut rows = Vec::new();
-    for &provider in &p.providers {
+    let cases = p
+        .providers
+        .iter()
+        .flat_map(|&pr| p.starts.iter().map(move |&st| (pr, st)));
+    for (provider, start) in cases {
         for &n in &p.workers {
             let (seed, per, leased) = (p.seed, p.per_worker, p.leased);
             let row = std::thread::spawn(move || -> Result<SimRow> {
@@ -391,7 +413,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
                     .start_paused(true)
                     .build()
                     .context("runtime")?;
-                rt.block_on(fleet(provider, n, n * per, leased, seed))
+                rt.block_on(fleet(provider, start, n, n * per, leased, seed))
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
@@ -410,13 +432,15 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
                     row.tail_by_kind[4]
                 );
                 eprintln!(
-                    "sim {:?} N={} E={}: {:.2} of ideal, {:.3} req/el, tail {:.1} RTT, {} throttled ({:.1} s real)",
+                    "sim {:?} {:?} N={} E={}: {:.2} of ideal, {:.3} req/el, tail {:.1} RTT (floor {:.1}), {} throttled ({:.1} s real)",
                     row.provider,
+                    row.start,
                     row.workers,
                     row.elements,
                     row.share_of_ideal,
                     row.requests_per_element,
                     row.tail_round_trips,
+                    row.tail_floor_round_trips,
                     row.throttled,
                     row.real_seconds
                 );
@@ -448,7 +472,35 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
     })
 }
 
-async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) -> Result<SimRow> {
+/// The mean over many draws of the slowest of `n` single requests, in mean
+/// latencies: no protocol that needs even one request per worker after the
+/// last hand-out ends its tail sooner.
+fn tail_floor(n: usize, seed: u64) -> f64 {
+    let store = SimStore::new(
+        InMemory::new(),
+        Provider::S3,
+        TokioClock::fixed(),
+        seed ^ 0x7a11,
+    );
+    let rounds = 400;
+    let total: f64 = (0..rounds)
+        .map(|_| {
+            (0..n)
+                .map(|_| store.draw().as_secs_f64())
+                .fold(0.0, f64::max)
+        })
+        .sum();
+    total / rounds as f64 / SimStore::mean_latency().as_secs_f64()
+}
+
+async fn fleet(
+    provider: Provider,
+    start: Start,
+    n: usize,
+    e: usize,
+    leased: bool,
+    seed: u64,
+) -> Result<SimRow> {
     let real = cloudmux_core::clock::Stopwatch::system();
     let clock = TokioClock::fixed();
     let mem = InMemory::with_clock(clock.clone());
@@ -474,6 +526,10 @@ async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) 
         let opts = WorkerOptions::default()
             .worker_id(format!("sim-{w}"))
             .seed(seed.wrapping_mul(7919).wrapping_add(w as u64));
+        let opts = match start {
+            Start::Random => opts,
+            Start::Shard => opts.shard(w as u64, n as u64),
+        };
         workers.push(Worker::<u64>::open_path(&path, id.clone(), opts).await?);
     }
     let opened = store.total();
@@ -542,6 +598,7 @@ async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) 
     Ok(SimRow {
         provider,
         leased,
+        start,
         workers: n,
         elements: e,
         seconds,
@@ -550,6 +607,7 @@ async fn fleet(provider: Provider, n: usize, e: usize, leased: bool, seed: u64) 
         share_of_ideal: rate / ideal,
         requests_per_element: requests as f64 / e as f64,
         tail_round_trips: end.saturating_sub(last).as_secs_f64() / mean,
+        tail_floor_round_trips: tail_floor(n, seed),
         throttled: store.throttled.load(Ordering::Relaxed),
         throttled_prefix: store.throttled_by[0].load(Ordering::Relaxed),
         throttled_object: store.throttled_by[1].load(Ordering::Relaxed),
@@ -620,6 +678,7 @@ impl SimReport {
         let mut t = Table::new(&[
             "provider",
             "mode",
+            "start",
             "N",
             "E",
             "virtual s",
@@ -628,6 +687,7 @@ impl SimReport {
             "of ideal",
             "req/el",
             "tail RTT",
+            "floor RTT",
             "throttled: prefix",
             "object",
             "bucket/account",
@@ -637,6 +697,7 @@ impl SimReport {
             t.row(vec![
                 format!("{:?}", r.provider).to_lowercase(),
                 if r.leased { "leased" } else { "once" }.into(),
+                format!("{:?}", r.start).to_lowercase(),
                 r.workers.to_string(),
                 r.elements.to_string(),
                 format!("{:.2}", r.seconds),
@@ -645,6 +706,7 @@ impl SimReport {
                 format!("{:.2}", r.share_of_ideal),
                 format!("{:.3}", r.requests_per_element),
                 format!("{:.1}", r.tail_round_trips),
+                format!("{:.1}", r.tail_floor_round_trips),
                 r.throttled_prefix.to_string(),
                 r.throttled_object.to_string(),
                 r.throttled_total_rate.to_string(),

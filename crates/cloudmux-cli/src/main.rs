@@ -203,6 +203,15 @@ cloudmux work \"$id\" --joblog jobs.tsv -- python step.py {{}}\n\n{EXIT_STATUSES
         /// joblog columns, then Index and Attempt).
         #[arg(long, value_name = "FILE", requires = "command")]
         joblog: Option<PathBuf>,
+        /// This worker is number I of a fleet of N (`I/N`, I from 0): it
+        /// starts at element I*E/N, so workers meet only where their slices
+        /// end (fewer lost races and listings). A hint: any mix of values
+        /// still gives each element to one worker. Default: from Cloud Run's
+        /// CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_COUNT, or a task index
+        /// (AWS_BATCH_JOB_ARRAY_INDEX, JOB_COMPLETION_INDEX) with
+        /// CLOUDMUX_SHARD_COUNT=N; else a random start.
+        #[arg(long, value_name = "I/N", env = "CLOUDMUX_SHARD", value_parser = cloudmux::util::parse_shard)]
+        shard: Option<(u64, u64)>,
         /// Timeout per storage request, in seconds (up to one day; default 60).
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
         timeout: Option<Duration>,
@@ -599,6 +608,7 @@ async fn run(cmd: Cmd) -> Result<ExitCode> {
             timeout_per_element,
             no_retry_exit,
             joblog,
+            shard,
             timeout,
             sleep_ms,
             format,
@@ -623,6 +633,7 @@ async fn run(cmd: Cmd) -> Result<ExitCode> {
                 timeout_per_element,
                 no_retry_exit,
                 joblog,
+                shard,
                 runner,
             })
             .await

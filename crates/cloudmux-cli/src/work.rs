@@ -59,6 +59,7 @@ pub(crate) struct WorkArgs {
     pub(crate) timeout_per_element: Option<Duration>,
     pub(crate) no_retry_exit: Vec<i32>,
     pub(crate) joblog: Option<PathBuf>,
+    pub(crate) shard: Option<(u64, u64)>,
     pub(crate) runner: Runner,
 }
 
@@ -159,6 +160,7 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
         worker_id: args.worker_id.clone(),
         timeout: Some(args.request_timeout),
         manual_ack: true,
+        shard: args.shard,
         ..WorkerOptions::default()
     };
     let open = Worker::<Value>::open_path(&dataset, id.clone(), opts);

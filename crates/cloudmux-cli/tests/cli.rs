@@ -184,3 +184,113 @@ fn errors_are_one_clear_line() {
         assert!(err.trim().lines().count() <= 6, "{args:?}: too long: {err}");
     }
 }
+
+/// Elements printed by one `cloudmux work` run, in order.
+fn worked(o: &Output) -> Vec<u64> {
+    assert!(o.status.success(), "work failed: {}", stderr(o));
+    stdout(o)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn shard_hints_set_where_a_worker_starts_and_never_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n.jsonl");
+    let n = 2000u64;
+    let lines: String = (0..n).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&data, lines).unwrap();
+    let root = dir.path().join("store");
+    let o = cloudmux(&[
+        "new",
+        root.to_str().unwrap(),
+        "--from",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = stdout(&o).trim().to_string();
+    let session = || {
+        let o = cloudmux(&["session", &ds]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    let work = |id: &str, args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cloudmux"));
+        c.args(["work", id]).args(args);
+        for v in [
+            "CLOUDMUX_SHARD",
+            "CLOUDMUX_SHARD_COUNT",
+            "CLOUD_RUN_TASK_INDEX",
+            "CLOUD_RUN_TASK_COUNT",
+            "AWS_BATCH_JOB_ARRAY_INDEX",
+            "JOB_COMPLETION_INDEX",
+        ] {
+            c.env_remove(v);
+        }
+        c.envs(env.iter().copied());
+        c
+    };
+
+    // Alone in a session, worker 3 of 4 starts at 3/4 of the range and
+    // walks on round the circle: the order is exactly 1500..2000, 0..1500.
+    let id = session();
+    let got = worked(&work(&id, &["--shard", "3/4"], &[]).output().unwrap());
+    let want: Vec<u64> = (1500..n).chain(0..1500).collect();
+    assert_eq!(got, want);
+    // Cloud Run's task index and count are read by themselves.
+    let id = session();
+    let env = [("CLOUD_RUN_TASK_INDEX", "1"), ("CLOUD_RUN_TASK_COUNT", "4")];
+    let got = worked(&work(&id, &[], &env).output().unwrap());
+    assert_eq!(got[0], 500);
+    // A batch index counts with CLOUDMUX_SHARD_COUNT; the walk still goes
+    // round to every element once.
+    let id = session();
+    let env = [
+        ("AWS_BATCH_JOB_ARRAY_INDEX", "1"),
+        ("CLOUDMUX_SHARD_COUNT", "8"),
+    ];
+    let got = worked(&work(&id, &[], &env).output().unwrap());
+    assert_eq!(got[0], 250);
+    let mut all = got.clone();
+    all.sort();
+    assert_eq!(all, (0..n).collect::<Vec<_>>());
+
+    // A fleet mixing right, wrong and absent hints gives each element once.
+    let id = session();
+    let mut kids = Vec::new();
+    for i in 0..4 {
+        let s = format!("{i}/4");
+        kids.push(
+            work(&id, &["--shard", &s], &[])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for env in [
+        vec![("CLOUDMUX_SHARD", "0/1")],
+        vec![("CLOUDMUX_SHARD", "2/3")],
+        vec![("CLOUD_RUN_TASK_INDEX", "5"), ("CLOUD_RUN_TASK_COUNT", "6")],
+        vec![],
+    ] {
+        kids.push(work(&id, &[], &env).stdout(Stdio::piped()).spawn().unwrap());
+    }
+    let mut all = Vec::new();
+    for k in kids {
+        all.extend(worked(&k.wait_with_output().unwrap()));
+    }
+    all.sort();
+    assert_eq!(all, (0..n).collect::<Vec<_>>(), "each element exactly once");
+
+    // A malformed hint given on purpose is a usage error, not ignored.
+    let o = work(&id, &[], &[("CLOUDMUX_SHARD", "4/4")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("index must be below the count"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -170,8 +170,22 @@ impl Planner {
     /// A planner for `n` elements with claim names of `width` digits, list
     /// pages of at most `max_page`, seeded `seed`.
     pub fn new(n: usize, width: usize, max_page: usize, mode: ListMode, seed: u64) -> Self {
+        Self::with_start(n, width, max_page, mode, seed, None)
+    }
+
+    /// As [`Planner::new`], starting the first walk at `start` (taken modulo
+    /// `n`) instead of a random index.
+    pub fn with_start(
+        n: usize,
+        width: usize,
+        max_page: usize,
+        mode: ListMode,
+        seed: u64,
+        start: Option<usize>,
+    ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let start = rng.usize(..n.max(1));
+        let random = rng.usize(..n.max(1));
+        let start = start.map_or(random, |s| s % n.max(1));
         Planner {
             n,
             width,
@@ -244,6 +258,11 @@ impl Planner {
     /// The create of claim `i` succeeded: walk on from it.
     pub fn claimed(&mut self, i: usize) {
         self.known.set(i);
+        if (i + 1).is_multiple_of(crate::layout::BLOCK) || i + 1 == self.n {
+            // The walk finished a block: if all of it is known claimed, it
+            // is handed out for publishing (with the next claim).
+            self.note_full_blocks(i, i + 1);
+        }
         self.run = Some(match self.run {
             Some(r) => Run {
                 next: i + 1,
@@ -530,6 +549,69 @@ mod tests {
             assert!(planners.iter().all(|p| p.known().full()));
             assert!(requests >= n, "{mode:?} {workers}: {requests} requests");
         }
+    }
+
+    #[test]
+    fn sharded_starts_claim_everything_once_with_fewer_requests() {
+        let n = 8000;
+        let width = crate::layout::claim_width(n);
+        let run = |starts: &[Option<usize>]| {
+            let mut planners: Vec<Planner> = starts
+                .iter()
+                .enumerate()
+                .map(|(w, &s)| {
+                    Planner::with_start(n, width, 1000, ListMode::StartAfter, w as u64 + 11, s)
+                })
+                .collect();
+            let mut sim = Sim {
+                claimed: BTreeSet::new(),
+                n,
+            };
+            let (requests, got) = sim.run(&mut planners, width);
+            exactly_once(&got, n);
+            assert!(planners.iter().all(|p| p.known().full()));
+            requests
+        };
+        let k = 16;
+        let random = run(&vec![None; k]);
+        let sharded = run(&(0..k).map(|w| Some(w * n / k)).collect::<Vec<_>>());
+        // Round-robin planners move in lock step: evenly spread starts
+        // meet only at the slices' ends.
+        assert!(
+            sharded < random,
+            "sharded {sharded} requests, random {random}"
+        );
+        // This harness publishes no block markers: every planner lists its
+        // way through the whole range at the end (about n / 1000 pages each).
+        assert!(sharded <= n + 32 * k, "sharded: {sharded} requests");
+        // Hints are only hints: the same start for everyone, starts past
+        // the end, and a mix with random starts still claim each index once.
+        run(&vec![Some(0); k]);
+        run(&(0..k).map(|w| Some(n + w * 7)).collect::<Vec<_>>());
+        run(&(0..k)
+            .map(|w| (w % 2 == 0).then_some(w * n / k))
+            .collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_block_the_walk_fills_alone_is_published() {
+        let mut p = Planner::with_start(2500, 4, 1000, ListMode::StartAfter, 5, Some(1000));
+        for i in 1000..2000 {
+            assert_eq!(p.next_action(), Action::Claim(i));
+            p.claimed(i);
+            if i < 1999 {
+                assert!(p.take_full_blocks().is_empty(), "block 1 not full at {i}");
+            }
+        }
+        assert_eq!(p.take_full_blocks(), [1]);
+        // The short last block counts too.
+        for i in 2000..2500 {
+            assert_eq!(p.next_action(), Action::Claim(i));
+            p.claimed(i);
+        }
+        assert_eq!(p.take_full_blocks(), [2]);
+        // Block 0 was never walked: nothing to publish, and the walk wraps.
+        assert_eq!(p.next_action(), Action::Claim(0));
     }
 
     #[test]

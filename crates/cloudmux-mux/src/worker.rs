@@ -52,6 +52,13 @@ pub struct WorkerOptions {
     /// Leased sessions: how long a worker that finished its pass keeps
     /// watching for expired leases (default: until the session is done).
     pub watch_for: Option<Duration>,
+    /// This worker's place in a fleet of known size, `(index, count)`:
+    /// the worker starts its walk at `index * E / count` instead of a
+    /// random index. See [`WorkerOptions::shard`]. Default: from the
+    /// environment ([`cloudmux_core::util::shard_from_env`]: `CLOUDMUX_SHARD`,
+    /// Cloud Run's task index and count, or a batch task index with
+    /// `CLOUDMUX_SHARD_COUNT`), else a random start.
+    pub shard: Option<(u64, u64)>,
 }
 
 impl WorkerOptions {
@@ -74,6 +81,17 @@ impl WorkerOptions {
     /// when the next element is asked for.
     pub fn manual_ack(mut self) -> Self {
         self.manual_ack = true;
+        self
+    }
+    /// Tells the worker it is number `index` of `count` (for example an
+    /// array job's task index and size), so it starts its walk at
+    /// `index * E / count`. Workers spread this way meet each other only at
+    /// the ends of their slices: fewer lost races and listings than random
+    /// starts give. It is a hint: any mix of indices, wrong counts, and
+    /// workers without a shard still gives each element to exactly one
+    /// worker. `count == 0` is ignored.
+    pub fn shard(mut self, index: u64, count: u64) -> Self {
+        self.shard = (count > 0).then_some((index % count, count));
         self
     }
     /// Stops watching for expired leases after this long.
@@ -308,7 +326,16 @@ impl<T: DeserializeOwned> Worker<T> {
             ListMode::DigitPrefix
         };
         let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
-        let planner = Planner::new(doc.count, doc.width, caps.max_list_page, mode, seed);
+        let shard = opts
+            .shard
+            .or_else(cloudmux_core::util::shard_from_env)
+            .filter(|&(i, k)| i < k);
+        let start = shard.map(|(i, k)| {
+            // i * E / k without overflow: i < k, both at most u64.
+            ((u128::from(i) * doc.count as u128) / u128::from(k)) as usize
+        });
+        let planner =
+            Planner::with_start(doc.count, doc.width, caps.max_list_page, mode, seed, start);
         let summary_interval = opts
             .summary_interval
             .unwrap_or(Duration::from_secs(5))
@@ -514,7 +541,17 @@ impl<T: DeserializeOwned> Worker<T> {
         loop {
             match self.planner.next_action() {
                 Action::Claim(i) => {
-                    if let Some(v) = self.try_claim(i).await? {
+                    // Blocks this worker's own walk completed: their markers
+                    // go out with this claim, in the same round trip.
+                    let blocks = self.planner.take_full_blocks();
+                    let claimed = if blocks.is_empty() {
+                        self.try_claim(i).await?
+                    } else {
+                        let markers = self.marker_writes(blocks);
+                        let (r, ()) = tokio::join!(self.try_claim(i), markers);
+                        r?
+                    };
+                    if let Some(v) = claimed {
                         self.won(i);
                         return Ok(Some((i, self.lease_for(i, v)?)));
                     }
@@ -880,6 +917,12 @@ impl<T: DeserializeOwned> Worker<T> {
     }
 
     async fn write_markers(&mut self, blocks: Vec<usize>) {
+        self.marker_writes(blocks).await;
+    }
+
+    /// The writes of these blocks' markers, all at once (one listing can
+    /// complete two blocks), as a future that borrows nothing of the worker.
+    fn marker_writes(&mut self, blocks: Vec<usize>) -> impl Future<Output = ()> + use<T> {
         let mut writes = Vec::new();
         for k in blocks {
             let Ok(p) = self.session.full_block(k) else {
@@ -894,8 +937,9 @@ impl<T: DeserializeOwned> Worker<T> {
                 }
             });
         }
-        // One listing can complete two blocks: write their markers at once.
-        futures::future::join_all(writes).await;
+        async move {
+            futures::future::join_all(writes).await;
+        }
     }
 
     /// Checks, at most once per interval, that the dataset is not being
