@@ -120,6 +120,10 @@ struct Cli {
         default_value = "random,shard"
     )]
     starts: Vec<sim::Start>,
+    /// The sim scenario: send a second copy of any read (get, head, list)
+    /// still unanswered after this many milliseconds (the Hedge layer).
+    #[arg(long, value_name = "MS")]
+    hedge_ms: Option<u64>,
     /// The sim scenario: leased sessions (60 s lease) instead of default ones.
     #[arg(long)]
     leased: bool,
@@ -294,6 +298,7 @@ fn main() -> Result<()> {
             per_worker: cli.sim_per_worker,
             providers: cli.providers.clone(),
             starts: cli.starts.clone(),
+            hedge: cli.hedge_ms.map(Duration::from_millis),
             leased: cli.leased,
             seed: cli.seed,
         };

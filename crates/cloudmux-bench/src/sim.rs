@@ -29,6 +29,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cloudmux_core::clock::{Clock, TokioClock};
+use cloudmux_core::layers::Hedge;
 use cloudmux_core::{
     Capabilities, Error, ErrorKind, GetResult, InMemory, ListPage, ListRequest, ObjectMeta, Op,
     PutMode, PutResult, RetryPolicy, Store, UPath,
@@ -327,6 +328,8 @@ pub(crate) struct SimRow {
     pub(crate) leased: bool,
     /// Where the workers started.
     pub(crate) start: Start,
+    /// Reads still unanswered after this many ms were sent again.
+    pub(crate) hedge_ms: Option<f64>,
     /// N.
     pub(crate) workers: usize,
     /// E.
@@ -395,6 +398,8 @@ pub(crate) struct SimParams {
     pub(crate) starts: Vec<Start>,
     pub(crate) leased: bool,
     pub(crate) seed: u64,
+    /// Hedge reads still unanswered after this long ([`Hedge`]).
+    pub(crate) hedge: Option<Duration>,
 }
 
 /// Runs the scenario (each fleet in its own paused runtime on its own thread).
@@ -406,14 +411,14 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
         .flat_map(|&pr| p.starts.iter().map(move |&st| (pr, st)));
     for (provider, start) in cases {
         for &n in &p.workers {
-            let (seed, per, leased) = (p.seed, p.per_worker, p.leased);
+            let (seed, per, leased, hedge) = (p.seed, p.per_worker, p.leased, p.hedge);
             let row = std::thread::spawn(move || -> Result<SimRow> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .start_paused(true)
                     .build()
                     .context("runtime")?;
-                rt.block_on(fleet(provider, start, n, n * per, leased, seed))
+                rt.block_on(fleet(provider, start, n, n * per, leased, seed, hedge))
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
@@ -500,6 +505,7 @@ async fn fleet(
     e: usize,
     leased: bool,
     seed: u64,
+    hedge: Option<Duration>,
 ) -> Result<SimRow> {
     let real = cloudmux_core::clock::Stopwatch::system();
     let clock = TokioClock::fixed();
@@ -513,7 +519,11 @@ async fn fleet(
     };
     let id = mux.create_read_session_with(opts).await?;
     let store = SimStore::new(mem, provider, clock.clone(), seed);
-    let path = UPath::new(store.clone(), mux.path().key())?
+    let below: Arc<dyn Store> = match hedge {
+        Some(after) => Hedge::new(store.clone(), after, clock.clone()),
+        None => store.clone(),
+    };
+    let path = UPath::new(below, mux.path().key())?
         .with_clock(clock.clone())
         .with_retry(RetryPolicy {
             max_attempts: 20,
@@ -599,6 +609,7 @@ async fn fleet(
         provider,
         leased,
         start,
+        hedge_ms: hedge.map(|h| h.as_secs_f64() * 1000.0),
         workers: n,
         elements: e,
         seconds,

@@ -14,7 +14,7 @@
 //! | [`error`] | one error type whose [`ErrorKind`] says what to do next |
 //! | [`http`] | the HTTP status classification every HTTP backend shares |
 //! | [`cond`] | conditional documents: nonce, epoch and settlement of ambiguous writes, under every protocol |
-//! | [`layers`] | policies as store wrappers: [`Timeout`](layers::Timeout), [`Retry`](layers::Retry) |
+//! | [`layers`] | policies as store wrappers: [`Timeout`](layers::Timeout), [`Retry`](layers::Retry), [`Hedge`](layers::Hedge) |
 //! | [`key`] | the key rules every backend shares (no `..`, no NUL, ...) |
 //! | [`memory`] | [`InMemory`]: exact semantics, for fast protocol tests |
 //! | [`local`] | [`LocalFs`]: a directory, atomic across processes |
