@@ -19,7 +19,8 @@ mux_id=$(cloudmux session "$ds" --lease 120 --max-attempts 3)
 echo "mux id: $mux_id"
 
 # The job definition (see job-definition.json); the mux id goes in as an
-# environment variable at submission.
+# environment variable at submission, with the array size, so that task I
+# (AWS_BATCH_JOB_ARRAY_INDEX) starts at element I*E/N.
 sed -e "s|IMAGE|$IMAGE|" -e "s|EXECUTION_ROLE_ARN|$EXECUTION_ROLE_ARN|" -e "s|JOB_ROLE_ARN|$JOB_ROLE_ARN|" \
   "$(dirname "$0")/job-definition.json" > /tmp/cloudmux-job-definition.json
 aws batch register-job-definition --cli-input-json file:///tmp/cloudmux-job-definition.json >/dev/null
@@ -29,7 +30,7 @@ aws batch submit-job \
   --job-queue "$QUEUE" \
   --job-definition cloudmux-worker \
   --array-properties "size=$N" \
-  --container-overrides "environment=[{name=CLOUDMUX_MUX_ID,value=$mux_id}]"
+  --container-overrides "environment=[{name=CLOUDMUX_MUX_ID,value=$mux_id},{name=CLOUDMUX_SHARD_COUNT,value=$N}]"
 
 # Follow it from anywhere with the same credentials:
 echo "cloudmux stat '$mux_id' --watch"
