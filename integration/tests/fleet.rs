@@ -62,6 +62,11 @@ pub(crate) fn trials(kind: Kind) -> Vec<Trial> {
             scenarios::sigterm_releases_the_running_element,
         ),
         scenario(
+            "a_stopped_worker_leaves_its_summary",
+            kind,
+            scenarios::a_stopped_worker_leaves_its_summary,
+        ),
+        scenario(
             "failures_retries_and_joblog",
             kind,
             scenarios::failures_retries_and_joblog,

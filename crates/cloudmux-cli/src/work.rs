@@ -193,7 +193,7 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
     let slots = Arc::new(Semaphore::new(args.jobs));
     let (tx, mut rx) = mpsc::channel::<FeedMsg>(args.jobs);
     let busy = Arc::new(AtomicBool::new(false));
-    let feeder = tokio::spawn(feed(worker, slots.clone(), tx, busy.clone()));
+    let mut feeder = tokio::spawn(feed(worker, slots.clone(), tx, busy.clone()));
 
     let mut running = FuturesUnordered::new();
     let mut tally = Tally::default();
@@ -252,26 +252,58 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
             }
         }
     }
-    // Stopping: an element the feeder was still obtaining is given back.
-    if stopping.is_some() && busy.load(Ordering::SeqCst) {
-        let grace = ctx.clock.clone();
-        if let Some(Some(FeedMsg::Task(feed))) =
-            cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(3), rx.recv()).await
-        {
-            let sig = stopping.unwrap_or(15);
-            give_back(
-                &ctx,
-                &feed,
-                &format!(
-                    "not run: the worker was stopped by {}",
-                    child::signal_name(sig)
-                ),
-                &mut tally,
-            )
-            .await;
+    // Stopping: elements the feeder obtained and nobody ran, or was still
+    // obtaining, are given back.
+    let mut stuck = false;
+    if let Some(sig) = stopping {
+        let why = format!(
+            "not run: the worker was stopped by {}",
+            child::signal_name(sig)
+        );
+        let mut unrun = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let FeedMsg::Task(feed) = msg {
+                unrun.push(feed);
+            }
+        }
+        if busy.load(Ordering::SeqCst) {
+            let grace = ctx.clock.clone();
+            match cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(3), rx.recv()).await
+            {
+                Some(Some(FeedMsg::Task(feed))) => unrun.push(feed),
+                Some(_) => {}
+                // Still waiting (a leased worker watching for expired
+                // leases): not worth waiting longer for.
+                None => stuck = true,
+            }
+        }
+        for feed in &unrun {
+            give_back(&ctx, feed, &why, &mut tally).await;
         }
     }
-    feeder.abort();
+    // The feeder ends once its slots are closed or its channel is gone;
+    // then the worker's last summary goes out, so `stat` counts what this
+    // worker claimed even when it was stopped early.
+    slots.close();
+    drop(rx);
+    let grace = ctx.clock.clone();
+    let ended = if stuck {
+        None
+    } else {
+        cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(3), &mut feeder).await
+    };
+    match ended {
+        Some(Ok(mut worker)) => {
+            let flush = worker.flush();
+            if cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(5), flush)
+                .await
+                .is_none()
+            {
+                tracing::warn!("the worker summary could not be written in time");
+            }
+        }
+        _ => feeder.abort(),
+    }
     if let Some(sig) = stopping {
         summary(&tally);
         return Ok(signal_exit(sig));
@@ -325,12 +357,12 @@ async fn feed(
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<FeedMsg>,
     busy: Arc<AtomicBool>,
-) {
+) -> Worker<Value> {
     let clock = cloudmux::clock::system();
     let mut errors = 0u32;
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
+            return worker;
         };
         busy.store(true, Ordering::SeqCst);
         let next = worker.next_task().await;
@@ -358,7 +390,7 @@ async fn feed(
         };
         let last = !matches!(msg, FeedMsg::Task(_));
         if tx.send(msg).await.is_err() || last {
-            return;
+            return worker;
         }
     }
 }

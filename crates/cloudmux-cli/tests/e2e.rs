@@ -30,6 +30,11 @@ fn sigterm_releases_the_running_element() {
 }
 
 #[test]
+fn a_stopped_worker_leaves_its_summary() {
+    scenarios::a_stopped_worker_leaves_its_summary(&local());
+}
+
+#[test]
 fn kill9_workers_lose_nothing() {
     scenarios::kill9_workers_lose_nothing(&local());
 }

@@ -1095,6 +1095,16 @@ impl<T: DeserializeOwned> Worker<T> {
         }
     }
 
+    /// Writes this worker's progress summary now, if it changed since the
+    /// last one (never faster than the backend allows one object to be
+    /// rewritten). The iterator writes it every few seconds and when the
+    /// session runs out; call this when a worker stops early (a signal, a
+    /// `break` out of the loop) so that `stat` counts what it claimed
+    /// without reading every claim. Claiming can go on afterwards.
+    pub async fn flush(&mut self) {
+        self.maybe_summary(true).await;
+    }
+
     /// The worker as a `Stream` of `(index, element)`.
     pub fn into_stream(self) -> BoxStream<'static, Result<(usize, T)>>
     where

@@ -321,6 +321,20 @@ impl Worker {
         })
     }
 
+    /// Writes this worker's progress summary now, if it changed (what
+    /// `stat` reads without `exact`). Iteration writes it every few seconds
+    /// and at the end of the session; call this after leaving the loop
+    /// early. A worker not yet started, or inherited across a fork, has
+    /// nothing to write.
+    fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            if let Some(w) = self.inner.as_mut().and_then(PidBound::get_mut) {
+                wait(py, w.flush())?;
+            }
+            Ok(())
+        })
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

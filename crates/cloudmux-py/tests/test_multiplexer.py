@@ -272,6 +272,26 @@ def test_stat_and_done_from_a_worker_object(local_root: Upath) -> None:
     assert prog["claimed"] == 5 and prog["finished"]
 
 
+def test_leaving_the_loop_early_and_closing_writes_the_summary(local_root: Upath) -> None:
+    mux = Multiplexer.new(range(50), local_root)
+    mux_id = mux.create_read_session()
+    with Multiplexer(mux_id, worker_id="early") as w:
+        got = []
+        for x in w:
+            got.append(x)
+            if len(got) == 7:
+                break
+        # The first summary waits a few seconds: none yet.
+        assert [s for s in mux.stat(mux_id)["workers"] if s["worker"] == "early"] == []
+    mine = [s for s in mux.stat(mux_id)["workers"] if s["worker"] == "early"]
+    assert len(mine) == 1 and mine[0]["claimed"] == 7, mine
+    assert mux.stat(mux_id, exact=True)["claimed"] == 7
+    # The worker goes on after close, and ends with everything.
+    rest = list(w)
+    assert sorted(got + rest) == list(range(50))
+    assert mux.stat(mux_id)["claimed"] == 50
+
+
 def test_a_leased_element_stays_held_across_a_fork(local_root: Upath) -> None:
     mux = Multiplexer.new(range(6), local_root)
     mux_id = mux.create_read_session(lease=1.0)

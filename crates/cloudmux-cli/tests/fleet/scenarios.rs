@@ -610,3 +610,45 @@ pub(crate) fn stat_watch_follows_a_run(f: &Fleet) {
         "completed never goes back: {done:?}"
     );
 }
+
+/// A worker stopped by SIGTERM still writes its progress summary: `stat`
+/// (which reads summaries, not every claim) counts what it claimed, the
+/// same as `stat --exact`.
+pub(crate) fn a_stopped_worker_leaves_its_summary(f: &Fleet) {
+    let n = 300;
+    let ds = f.dataset(&(0..n).map(|i| format!("{i}\n")).collect::<String>());
+    for lease in [None, Some(f.lease(60.0))] {
+        let extra: Vec<&str> = match &lease {
+            Some(l) => vec!["--lease", l.as_str()],
+            None => vec![],
+        };
+        let id = f.session(&ds, &extra);
+        let name = format!("stopped-{}", lease.is_some());
+        let w = f.spawn(
+            &["work", &id, "--worker-id", &name, "--sleep-ms", "30"],
+            &name,
+            &[],
+        );
+        wait_until("twenty elements handed out", LONG, || {
+            std::fs::read_to_string(&w.stdout_file).is_ok_and(|s| s.lines().count() >= 20)
+        });
+        w.signal("TERM");
+        let e = w.wait("the stopped worker", LONG);
+        assert_eq!(e.code, Some(143), "{}", e.stderr);
+        let printed = e.stdout.lines().count() as u64;
+        let st = f.stat(&id);
+        let exact: serde_json::Value =
+            serde_json::from_str(&f.ok(&["stat", &id, "--json", "--exact"])).unwrap();
+        let claimed = exact["claimed"].as_u64().unwrap();
+        assert!(claimed >= 20 && claimed <= printed + 1, "{exact}");
+        let workers = st["workers"].as_array().unwrap();
+        let mine = workers
+            .iter()
+            .find(|w| w["worker"] == name.as_str())
+            .unwrap_or_else(|| panic!("no summary of {name}: {st}"));
+        assert_eq!(mine["claimed"].as_u64(), Some(claimed), "{st}");
+        if lease.is_none() {
+            assert_eq!(st["claimed"].as_u64(), Some(claimed), "{st}");
+        }
+    }
+}

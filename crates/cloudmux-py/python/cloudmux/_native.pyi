@@ -128,6 +128,8 @@ class Worker(Iterator[Any]):
         """The worker id."""
     def progress(self) -> Dict[str, Any]:
         """This worker's counters."""
+    def flush(self) -> None:
+        """Writes this worker's progress summary now, if it changed."""
     def __iter__(self) -> Worker: ...
     def __next__(self) -> Any: ...
     def next_task(self) -> Optional[Task]:

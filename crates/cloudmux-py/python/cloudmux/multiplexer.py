@@ -269,6 +269,22 @@ class Multiplexer(Iterable[Any]):
         """This worker's counters so far (claimed, collisions, lists, ...)."""
         return self._worker(False).progress()
 
+    def close(self) -> None:
+        """Writes this worker's progress summary now, so that ``stat``
+        counts what it claimed. A loop that runs to the end does this by
+        itself; call it (or use ``with Multiplexer(mux_id) as m:``) when you
+        leave the loop early. Iterating afterwards goes on as before."""
+        pid = os.getpid()
+        for got_pid, w in list(self._workers.values()):
+            if got_pid == pid:
+                w.flush()
+
+    def __enter__(self) -> "Multiplexer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def _id(self, mux_id: Optional[str]) -> str:
         if mux_id:
             return mux_id
