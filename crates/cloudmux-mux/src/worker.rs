@@ -325,7 +325,12 @@ impl<T: DeserializeOwned> Worker<T> {
         } else {
             ListMode::DigitPrefix
         };
-        let seed = opts.seed.unwrap_or_else(|| fastrand::u64(..));
+        // The pid is mixed in: a child made by `fork` inherits its parent's
+        // random state, and equal seeds would start every child at the
+        // same index.
+        let seed = opts.seed.unwrap_or_else(|| {
+            fastrand::u64(..) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        });
         let shard = opts
             .shard
             .or_else(cloudmux_core::util::shard_from_env)

@@ -67,6 +67,30 @@ def test_every_element_exactly_once(root: Upath, method: str) -> None:
     assert not root.exists()
 
 
+@pytest.mark.parametrize("method", START_METHODS)
+def test_children_start_at_different_places(local_root: Upath, method: str) -> None:
+    """Forked children inherit the parent's random state: their workers must
+    still start at different indices, or they all collide on the same few
+    claims at first."""
+    ctx = multiprocessing.get_context(method)
+    mux = Multiplexer.new(range(100_000), local_root)
+    mux_id = mux.create_read_session()
+    assert next(iter(Multiplexer(mux_id, worker_id="parent"))) is not None
+    results, go = ctx.Queue(), ctx.Event()
+    ps = [ctx.Process(target=workers.first_then_wait, args=(mux_id, results, go)) for _ in range(6)]
+    for p in ps:
+        p.start()
+    firsts = [results.get(timeout=120) for _ in ps]
+    go.set()
+    for p in ps:
+        p.join(60)
+    assert all(e is None for _, _, e in firsts), firsts
+    starts = [xs[0] for _, xs, _ in firsts]
+    # Six random starts among 100,000 indices: all distinct but for a
+    # chance of about 1.5e-4.
+    assert len(set(starts)) == 6, starts
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_multiplexer_object_crosses_into_children(local_root: Upath, method: str) -> None:
     ctx = multiprocessing.get_context(method)

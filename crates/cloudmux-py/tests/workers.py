@@ -20,6 +20,20 @@ def drain(mux_id: str, results: Any, pickle: bool = False) -> None:
         results.put((os.getpid(), [], repr(e)))
 
 
+def first_then_wait(mux_id: str, results: Any, go: Any) -> None:
+    """Takes one element, reports it, and waits for the others before
+    draining (so every child's first claim is its own random start)."""
+    try:
+        it = iter(Multiplexer(mux_id))
+        x = next(it)
+        results.put((os.getpid(), [x], None))
+        go.wait(60)
+        for _ in it:
+            pass
+    except BaseException as e:
+        results.put((os.getpid(), [], repr(e)))
+
+
 def drain_with(mux: Multiplexer, results: Any) -> None:
     """Iterates a Multiplexer object made by the parent (inherited by fork,
     or pickled for spawn)."""
