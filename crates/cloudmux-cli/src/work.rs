@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, bail};
 use cloudmux::clock::{Clock, Stopwatch};
 use cloudmux::mux::layout::{DatasetLayout, claim_width};
-use cloudmux::mux::{LeaseEnd, LeaseTerms, MuxId, Task, Worker, WorkerOptions};
+use cloudmux::mux::{FailOutcome, LeaseEnd, LeaseTerms, MuxId, Task, Worker, WorkerOptions};
 use cloudmux::{ErrorKind, Resolver, UPath};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -569,10 +569,10 @@ fn describe_element(task: &Task<Value>) -> String {
 
 /// Retries a lease operation on transient storage errors; `Fenced` and
 /// other definite answers come back at once.
-async fn persist<F, Fut>(clock: &dyn Clock, mut op: F) -> cloudmux::Result<()>
+async fn persist<T, F, Fut>(clock: &dyn Clock, mut op: F) -> cloudmux::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = cloudmux::Result<()>>,
+    Fut: std::future::Future<Output = cloudmux::Result<T>>,
 {
     let mut n = 0u32;
     loop {
@@ -727,13 +727,10 @@ async fn fail(
         persist(ctx.clock.as_ref(), || task.fail(reason)).await
     };
     match r {
-        Ok(()) => {
-            // The failure marker is written before `fail` returns: its
-            // presence says whether the attempts are spent.
-            let for_good = permanent || failed_for_good(ctx, task.index).await;
+        Ok(outcome) => {
             let next = if permanent {
                 "failed for good (--no-retry-exit)".to_string()
-            } else if for_good {
+            } else if outcome == FailOutcome::Failed {
                 format!(
                     "failed for good after {} failed attempts",
                     terms.max_attempts
@@ -755,16 +752,6 @@ async fn fail(
             eprintln!("cloudmux: {what} failed ({reason}); the failure could not be reported: {e}");
             tally.storage_errors += 1;
         }
-    }
-}
-
-async fn failed_for_good(ctx: &Ctx, index: usize) -> bool {
-    match ctx
-        .failed_dir
-        .join(&cloudmux::mux::layout::claim_name(index, ctx.width))
-    {
-        Ok(p) => p.is_file().await.unwrap_or(false),
-        Err(_) => false,
     }
 }
 

@@ -90,6 +90,17 @@ pub enum LeaseEnd {
     Lost,
 }
 
+/// What a reported failure did to the element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Attempts are left: the element is handed out again.
+    Retried,
+    /// Recorded as failed (its attempts are spent, or the failure was
+    /// permanent): not handed out again, unless the session's failed
+    /// elements are retried (`retry_failed`).
+    Failed,
+}
+
 /// Counts kept by a worker's leases (shared by all of them).
 #[derive(Debug, Default)]
 pub(crate) struct LeaseCounters {
@@ -351,10 +362,11 @@ impl Lease {
 
     /// Reports a failed attempt with its reason. The element is handed out
     /// again, unless its attempts are spent: then it is recorded as failed.
+    /// The answer says which.
     ///
     /// # Errors
     /// `Fenced` when the lease was taken over; storage errors.
-    pub async fn fail(&self, reason: &str) -> Result<()> {
+    pub async fn fail(&self, reason: &str) -> Result<FailOutcome> {
         self.fail_with(reason, false).await
     }
 
@@ -363,11 +375,11 @@ impl Lease {
     ///
     /// # Errors
     /// `Fenced` when the lease was taken over; storage errors.
-    pub async fn fail_permanently(&self, reason: &str) -> Result<()> {
+    pub async fn fail_permanently(&self, reason: &str) -> Result<FailOutcome> {
         self.fail_with(reason, true).await
     }
 
-    async fn fail_with(&self, reason: &str, permanent: bool) -> Result<()> {
+    async fn fail_with(&self, reason: &str, permanent: bool) -> Result<FailOutcome> {
         let record = AttemptRecord {
             attempt: self.inner.attempt,
             worker: self.inner.worker.clone(),
@@ -391,8 +403,10 @@ impl Lease {
             .await?;
         if v.body.state == Some(ClaimState::Failed) {
             write_marker(&self.inner.failed_marker, &v).await;
+            Ok(FailOutcome::Failed)
+        } else {
+            Ok(FailOutcome::Retried)
         }
-        Ok(())
     }
 
     /// Gives the element back at once, without counting a failure (a worker

@@ -101,7 +101,7 @@ pub mod worker;
 
 pub use codec::{Elements, ElementsWriter, encode_elements};
 pub use id::{MUX_ID_PREFIX, MuxId};
-pub use lease::{Lease, LeaseEnd};
+pub use lease::{FailOutcome, Lease, LeaseEnd};
 pub use session::{
     AttemptOutcome, AttemptRecord, Claim, ClaimState, LeaseTerms, SESSION_FORMAT, SessionDoc,
     SessionMode, SessionOptions,

@@ -134,11 +134,12 @@ impl<T> Task<T> {
         }
     }
 
-    /// Reports a failed attempt (a default session has none: `Unsupported`).
+    /// Reports a failed attempt (a default session has none: `Unsupported`);
+    /// the answer says whether the element will be handed out again.
     ///
     /// # Errors
     /// `Fenced` when the lease was taken over; `Unsupported` in a default session.
-    pub async fn fail(&self, reason: &str) -> Result<()> {
+    pub async fn fail(&self, reason: &str) -> Result<crate::FailOutcome> {
         match &self.lease {
             Some(l) => l.fail(reason).await,
             None => Err(Error::new(ErrorKind::Unsupported, "fail")
@@ -151,7 +152,7 @@ impl<T> Task<T> {
     ///
     /// # Errors
     /// `Fenced` when the lease was taken over; `Unsupported` in a default session.
-    pub async fn fail_permanently(&self, reason: &str) -> Result<()> {
+    pub async fn fail_permanently(&self, reason: &str) -> Result<crate::FailOutcome> {
         match &self.lease {
             Some(l) => l.fail_permanently(reason).await,
             None => Err(Error::new(ErrorKind::Unsupported, "fail")

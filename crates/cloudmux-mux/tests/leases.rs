@@ -10,7 +10,8 @@ use std::time::Duration;
 use cloudmux_core::clock::{Clock, TokioClock};
 use cloudmux_core::{ErrorKind, FaultConfig, Faulty, InMemory, RetryPolicy, Store, UPath};
 use cloudmux_mux::{
-    ClaimState, LeaseEnd, Multiplexer, MuxId, SessionOptions, Task, Worker, WorkerOptions,
+    ClaimState, FailOutcome, LeaseEnd, Multiplexer, MuxId, SessionOptions, Task, Worker,
+    WorkerOptions,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -278,9 +279,18 @@ async fn an_element_failing_every_attempt_is_recorded_failed_with_its_reasons() 
     while let Some(r) = w.next_task().await {
         let t: Task<u64> = r.unwrap();
         if t.value == 3 {
-            t.fail(&format!("element 3 fails (attempt {})", t.attempt()))
+            let attempt = t.attempt();
+            let outcome = t
+                .fail(&format!("element 3 fails (attempt {attempt})"))
                 .await
                 .unwrap();
+            // The caller learns when the attempts are spent.
+            let want = if attempt < 3 {
+                FailOutcome::Retried
+            } else {
+                FailOutcome::Failed
+            };
+            assert_eq!(outcome, want, "attempt {attempt}");
             failures += 1;
         } else {
             completed.push(t.index);
@@ -317,7 +327,8 @@ async fn max_failed_stops_handing_out_new_elements() {
     let mut w = s.worker("doomed").await;
     let mut tried = 0;
     while let Some(r) = w.next_task().await {
-        r.unwrap().fail("always fails").await.unwrap();
+        let outcome = r.unwrap().fail("always fails").await.unwrap();
+        assert_eq!(outcome, FailOutcome::Failed, "max_attempts 1");
         tried += 1;
     }
     assert!(tried >= 2, "tried {tried}");

@@ -456,13 +456,17 @@ impl Task {
     }
 
     /// Reports a failed attempt with a reason (leased sessions only).
-    fn fail(&self, py: Python<'_>, reason: String) -> PyResult<()> {
+    /// Returns True when the element is now failed for good (its attempts
+    /// are spent), False when it will be handed out again.
+    fn fail(&self, py: Python<'_>, reason: String) -> PyResult<bool> {
         guard(|| match self.lease() {
             None => Err(crate::errors::to_py(
                 cloudmux::Error::new(cloudmux::ErrorKind::Unsupported, "fail")
                     .with_message("failures are recorded only in leased sessions"),
             )),
-            Some(l) => wait(py, async move { l.fail(&reason).await })?.py_err(),
+            Some(l) => wait(py, async move { l.fail(&reason).await })?
+                .py_err()
+                .map(|o| o == cloudmux::mux::FailOutcome::Failed),
         })
     }
 

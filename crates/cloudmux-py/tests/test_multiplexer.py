@@ -265,6 +265,11 @@ def test_leased_tasks_fail_and_retry(local_root: Upath) -> None:
     assert mux.retry_failed(mux_id) == 1
     again = [t.value for t in Multiplexer(mux_id).tasks() if (t.ack() or True)]
     assert again == ["b"]
+    # fail() says whether the element will be handed out again.
+    two = Multiplexer.new(["x"], local_root / "two")
+    two_id = two.create_read_session(lease=5.0, max_attempts=2)
+    outcomes = [t.fail("nope") for t in Multiplexer(two_id).tasks()]
+    assert outcomes == [False, True]
 
 
 def test_default_session_tasks_and_destroy_refusal(local_root: Upath) -> None:

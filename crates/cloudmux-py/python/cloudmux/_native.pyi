@@ -155,8 +155,10 @@ class Task:
         """True once the lease was taken over by another worker."""
     def ack(self) -> None:
         """Acknowledges the element."""
-    def fail(self, reason: str) -> None:
-        """Reports a failed attempt."""
+    def fail(self, reason: str) -> bool:
+        """Reports a failed attempt; True when the element is now failed
+        for good (its attempts are spent), False when it is handed out
+        again."""
     def release(self) -> None:
         """Gives the element back without failing it."""
     def __enter__(self) -> Task: ...
