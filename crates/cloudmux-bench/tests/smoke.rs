@@ -53,7 +53,12 @@ fn smoke_run_reports_every_scenario() {
 
     let s = &v["sim"];
     let rows = s["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 3, "one row per N of the smoke sweep");
+    assert_eq!(rows.len(), 6, "one row per start and N of the smoke sweep");
+    let starts: Vec<&str> = rows.iter().map(|r| r["start"].as_str().unwrap()).collect();
+    assert_eq!(
+        starts,
+        ["random", "random", "random", "shard", "shard", "shard"]
+    );
     for r in rows {
         let n = r["workers"].as_u64().unwrap();
         assert_eq!(r["elements"].as_u64().unwrap(), 100 * n);
@@ -62,6 +67,8 @@ fn smoke_run_reports_every_scenario() {
         // Each element costs at least its create.
         assert!(r["requests_per_element"].as_f64().unwrap() >= 1.0);
         assert!(r["tail_round_trips"].as_f64().unwrap() >= 0.0);
+        // The slowest of N requests is at least a typical one.
+        assert!(r["tail_floor_round_trips"].as_f64().unwrap() >= 0.5);
         // S3 limits: one folder per 100 claims keeps every prefix below 3,500/s.
         assert_eq!(r["throttled_prefix"], 0);
     }
