@@ -368,6 +368,9 @@ pub(crate) struct SimRow {
     pub(crate) collisions: u64,
     /// Claim listings.
     pub(crate) lists: u64,
+    /// Of them: after a lost create, after the end of a free run, in the
+    /// tail (the last listing showed nothing free).
+    pub(crate) lists_by_reason: [u64; 3],
     /// Block-marker reads and writes.
     pub(crate) marker_requests: u64,
     /// Requests sent after the last hand-out, by kind (get, head, put,
@@ -424,7 +427,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
             .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
             if progress {
                 eprintln!(
-                    "    get {} head {} put {} delete {} list {}; collisions {} lists {} marker requests {}; after the last hand-out: put {} list {}",
+                    "    get {} head {} put {} delete {} list {}; collisions {} lists {} (after a collision {}, a run's end {}, in the tail {}) marker requests {}; after the last hand-out: put {} list {}",
                     row.by_kind[0],
                     row.by_kind[1],
                     row.by_kind[2],
@@ -432,6 +435,9 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
                     row.by_kind[4],
                     row.collisions,
                     row.lists,
+                    row.lists_by_reason[0],
+                    row.lists_by_reason[1],
+                    row.lists_by_reason[2],
                     row.marker_requests,
                     row.tail_by_kind[2],
                     row.tail_by_kind[4]
@@ -577,6 +583,7 @@ async fn fleet(
     let mut total = 0;
     let mut end = t0;
     let (mut collisions, mut lists, mut marker_requests) = (0, 0, 0);
+    let mut lists_by_reason = [0u64; 3];
     for t in tasks {
         let (got, at, prog) = t.await??;
         total += got;
@@ -584,6 +591,9 @@ async fn fleet(
         collisions += prog.collisions;
         lists += prog.lists;
         marker_requests += prog.marker_checks;
+        lists_by_reason[0] += prog.list_reasons.after_collision;
+        lists_by_reason[1] += prog.list_reasons.after_run_end;
+        lists_by_reason[2] += prog.list_reasons.in_tail;
     }
     let mut by_kind = [0u64; 5];
     for (k, c) in store.counts.iter().enumerate() {
@@ -626,6 +636,7 @@ async fn fleet(
         by_kind,
         collisions,
         lists,
+        lists_by_reason,
         marker_requests,
         tail_by_kind,
         real_seconds: real.elapsed().as_secs_f64(),

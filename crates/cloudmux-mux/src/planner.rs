@@ -19,8 +19,12 @@
 //!   wide, full pages in the tail.
 //! - A page with no free index sets the worker in the tail: before its next
 //!   listing it reads the block markers (`full/<k>`) others published, and
-//!   skips those blocks. Blocks it finds fully claimed itself are handed back
+//!   skips those blocks; its next listing covers the rest of one unmarked
+//!   block, so that it can prove the block full. Blocks it finds fully
+//!   claimed itself (by listing, or by walking a whole block) are handed back
 //!   ([`Planner::take_full_blocks`]) for publishing.
+//! - A worker given a slice (a shard hint) walks it first and stops before
+//!   its end, where the next shard started, instead of colliding there.
 //! - On a backend whose `start_after` is emulated at extra cost (Azure), a
 //!   listing is narrowed by a key prefix of the claim's digits instead
 //!   ([`ListMode::DigitPrefix`]): one request per jump everywhere.
@@ -135,6 +139,28 @@ impl Known {
     }
 }
 
+/// Claim listings by what sent the worker to list: the measure of where a
+/// fleet's listings go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListReasons {
+    /// A create lost to another worker's claim.
+    pub after_collision: u64,
+    /// The walk reached an index a listing had shown claimed (the end of
+    /// the free run it jumped into), or the first walk came round.
+    pub after_run_end: u64,
+    /// The last listing showed nothing free: the worker is in the tail,
+    /// looking for the last free indices or for proof there are none.
+    pub in_tail: u64,
+}
+
+/// Why the worker's last run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Collision,
+    RunEnd,
+    EmptyPage,
+}
+
 /// The run a worker is walking: try `next`, stop before `end`.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -164,6 +190,8 @@ pub struct Planner {
     max_page: usize,
     mode: ListMode,
     rng: fastrand::Rng,
+    ended: Ended,
+    reasons: ListReasons,
 }
 
 impl Planner {
@@ -173,27 +201,33 @@ impl Planner {
         Self::with_start(n, width, max_page, mode, seed, None)
     }
 
-    /// As [`Planner::new`], starting the first walk at `start` (taken modulo
-    /// `n`) instead of a random index.
+    /// As [`Planner::new`], with the first walk over `slice` (a shard's
+    /// share: its start taken modulo `n`) instead of from a random index.
+    /// The walk stops before the slice's end, where the next shard starts,
+    /// instead of colliding with it; a slice that ends at `n` goes round to
+    /// index 0 as any walk does.
     pub fn with_start(
         n: usize,
         width: usize,
         max_page: usize,
         mode: ListMode,
         seed: u64,
-        start: Option<usize>,
+        slice: Option<std::ops::Range<usize>>,
     ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let random = rng.usize(..n.max(1));
-        let start = start.map_or(random, |s| s % n.max(1));
+        let (start, end) = match slice {
+            None => (random, n),
+            Some(r) => {
+                let s = r.start % n.max(1);
+                (s, r.end.clamp(s, n))
+            }
+        };
         Planner {
             n,
             width,
             known: Known::new(n),
-            run: Some(Run {
-                next: start,
-                end: n,
-            }),
+            run: Some(Run { next: start, end }),
             tail: false,
             markers_due: false,
             blocks_marked: vec![false; n.div_ceil(crate::layout::BLOCK)],
@@ -202,12 +236,19 @@ impl Planner {
             max_page: max_page.clamp(1, 5000),
             mode,
             rng,
+            ended: Ended::RunEnd,
+            reasons: ListReasons::default(),
         }
     }
 
     /// What is known.
     pub fn known(&self) -> &Known {
         &self.known
+    }
+
+    /// The listings asked for so far, by reason.
+    pub fn list_reasons(&self) -> ListReasons {
+        self.reasons
     }
 
     /// The next action.
@@ -228,10 +269,30 @@ impl Planner {
         let d = self.density.min(0.999);
         let page =
             ((MIN_PAGE as f64 * d / (1.0 - d)).ceil() as usize).clamp(MIN_PAGE, self.max_page);
-        let r = self
+        let mut r = self
             .known
             .next_unknown(self.rng.usize(..self.n))
             .expect("not full");
+        let mut page = page;
+        if self.tail && self.mode == ListMode::StartAfter {
+            // In the tail (the last page showed nothing free): list from the
+            // first unknown index of a block to the block's end, so that the
+            // page proves the block full and its marker is published. An
+            // unaligned page would leave two blocks half seen for the next
+            // worker to list again (in the fleet simulation at 1,024
+            // workers, aligned pages cut the tail's listings by 37% with
+            // random starts and by 63% sharded).
+            use crate::layout::BLOCK;
+            let k = r / BLOCK;
+            let end = ((k + 1) * BLOCK).min(self.n);
+            r = self.known.next_unknown(k * BLOCK).unwrap_or(r).min(r);
+            page = (end - r).clamp(1, self.max_page);
+        }
+        match self.ended {
+            Ended::Collision => self.reasons.after_collision += 1,
+            Ended::RunEnd => self.reasons.after_run_end += 1,
+            Ended::EmptyPage => self.reasons.in_tail += 1,
+        }
         match self.mode {
             ListMode::StartAfter => Action::List {
                 from: r,
@@ -279,6 +340,7 @@ impl Planner {
     pub fn taken(&mut self, i: usize) {
         self.known.set(i);
         self.run = None;
+        self.ended = Ended::Collision;
     }
 
     /// A listing of the range starting at `from` found the claims `found`
@@ -321,6 +383,7 @@ impl Planner {
             self.tail = true;
             self.markers_due = true;
             self.run = None;
+            self.ended = Ended::EmptyPage;
             return;
         }
         self.tail = false;
@@ -406,6 +469,7 @@ impl Planner {
             i += 1;
         }
         self.run = None;
+        self.ended = Ended::RunEnd;
         None
     }
 }
@@ -555,12 +619,19 @@ mod tests {
     fn sharded_starts_claim_everything_once_with_fewer_requests() {
         let n = 8000;
         let width = crate::layout::claim_width(n);
-        let run = |starts: &[Option<usize>]| {
+        let run = |starts: &[Option<std::ops::Range<usize>>]| {
             let mut planners: Vec<Planner> = starts
                 .iter()
                 .enumerate()
-                .map(|(w, &s)| {
-                    Planner::with_start(n, width, 1000, ListMode::StartAfter, w as u64 + 11, s)
+                .map(|(w, s)| {
+                    Planner::with_start(
+                        n,
+                        width,
+                        1000,
+                        ListMode::StartAfter,
+                        w as u64 + 11,
+                        s.clone(),
+                    )
                 })
                 .collect();
             let mut sim = Sim {
@@ -574,7 +645,9 @@ mod tests {
         };
         let k = 16;
         let random = run(&vec![None; k]);
-        let sharded = run(&(0..k).map(|w| Some(w * n / k)).collect::<Vec<_>>());
+        let sharded = run(&(0..k)
+            .map(|w| Some(w * n / k..(w + 1) * n / k))
+            .collect::<Vec<_>>());
         // Round-robin planners move in lock step: evenly spread starts
         // meet only at the slices' ends.
         assert!(
@@ -586,16 +659,19 @@ mod tests {
         assert!(sharded <= n + 32 * k, "sharded: {sharded} requests");
         // Hints are only hints: the same start for everyone, starts past
         // the end, and a mix with random starts still claim each index once.
-        run(&vec![Some(0); k]);
-        run(&(0..k).map(|w| Some(n + w * 7)).collect::<Vec<_>>());
+        run(&vec![Some(0..n / k); k]);
+        run(&vec![Some(5..5); k]);
         run(&(0..k)
-            .map(|w| (w % 2 == 0).then_some(w * n / k))
+            .map(|w| Some(n + w * 7..n + w * 7 + 10))
+            .collect::<Vec<_>>());
+        run(&(0..k)
+            .map(|w| (w % 2 == 0).then_some(w * n / k..(w + 1) * n / k))
             .collect::<Vec<_>>());
     }
 
     #[test]
     fn a_block_the_walk_fills_alone_is_published() {
-        let mut p = Planner::with_start(2500, 4, 1000, ListMode::StartAfter, 5, Some(1000));
+        let mut p = Planner::with_start(2500, 4, 1000, ListMode::StartAfter, 5, Some(1000..2500));
         for i in 1000..2000 {
             assert_eq!(p.next_action(), Action::Claim(i));
             p.claimed(i);

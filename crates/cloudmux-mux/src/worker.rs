@@ -189,6 +189,9 @@ pub struct WorkerProgress {
     pub lists: u64,
     /// Block-marker requests (reads and writes).
     pub marker_checks: u64,
+    /// The claim listings by what led to them.
+    #[serde(default)]
+    pub list_reasons: crate::planner::ListReasons,
     /// Claims whose outcome was unknown at first and settled later.
     #[serde(default)]
     pub settled: u64,
@@ -336,12 +339,14 @@ impl<T: DeserializeOwned> Worker<T> {
             .shard
             .or_else(cloudmux_core::util::shard_from_env)
             .filter(|&(i, k)| i < k);
-        let start = shard.map(|(i, k)| {
-            // i * E / k without overflow: i < k, both at most u64.
-            ((u128::from(i) * doc.count as u128) / u128::from(k)) as usize
+        // Shard I of K walks I E / K .. (I + 1) E / K first (no overflow:
+        // I < K, both u64).
+        let slice = shard.map(|(i, k)| {
+            let at = |i: u64| ((u128::from(i) * doc.count as u128) / u128::from(k)) as usize;
+            at(i)..at(i + 1)
         });
         let planner =
-            Planner::with_start(doc.count, doc.width, caps.max_list_page, mode, seed, start);
+            Planner::with_start(doc.count, doc.width, caps.max_list_page, mode, seed, slice);
         let summary_interval = opts
             .summary_interval
             .unwrap_or(Duration::from_secs(5))
@@ -422,6 +427,7 @@ impl<T: DeserializeOwned> Worker<T> {
 
     fn snapshot(&self) -> WorkerProgress {
         let mut p = self.progress.clone();
+        p.list_reasons = self.planner.list_reasons();
         p.completed = self.counters.completed.load(Ordering::Relaxed);
         p.failed = self.counters.failed.load(Ordering::Relaxed);
         p.lost = self.counters.lost.load(Ordering::Relaxed);
@@ -1021,6 +1027,8 @@ impl<T: DeserializeOwned> Worker<T> {
                     }));
                 }
             }
+        }
+        if !self.exhausted_seen {
             if let Ok(p) = self.session.exhausted() {
                 let body = format!(
                     "{{\"by\":{:?},\"t_ms\":{}}}",
