@@ -29,6 +29,13 @@ async fn run_workers(
             let opts = WorkerOptions::default()
                 .worker_id(format!("w{w}"))
                 .seed(seed.wrapping_mul(1000).wrapping_add(w as u64));
+            // Seeds take turns: random starts, every worker given its shard,
+            // and half of them given one.
+            let opts = match seed % 3 {
+                1 => opts.shard(w as u64, workers as u64),
+                2 if w % 2 == 0 => opts.shard(w as u64, workers as u64),
+                _ => opts,
+            };
             // Opening is retried by the caller on transient failures.
             let mut worker = loop {
                 match Worker::<u64>::open_path(&dataset, id.clone(), opts.clone()).await {
@@ -143,7 +150,8 @@ async fn exactly_once_on_local_fs_with_threads() {
 
 /// Transient errors, lost responses and writes applied late (after the
 /// caller gave up and read back nothing), over 24 seeds: no element lost, none
-/// handed out twice, and every stored claim names the worker that got it.
+/// handed out twice, and every stored claim names the worker that got it;
+/// with random starts, shard hints, and a mix of both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_once_under_faults_many_seeds() {
     let mut late_total = 0;
