@@ -63,7 +63,11 @@
 //! document](cloudmux_core::cond) recording the worker id and the time; its
 //! nonce settles every ambiguous create (see below). There is no shared
 //! counter: N workers write N different objects, so throughput grows with N.
-//! Which index to try next is the [planner]'s business.
+//! Which index to try next is the [planner]'s business: a random start, or
+//! with a shard hint ([`WorkerOptions::shard`], also read from the
+//! environment of array jobs) worker `I` of `K` walks `I E / K .. (I+1) E / K`
+//! first. Hints change only where workers look, never what a claim means:
+//! any mix of hints gives each element to exactly one worker.
 //!
 //! **Unknown outcomes.** A create whose response was lost, or that timed out
 //! (and may still be applied by the server later), is settled by reading the
@@ -73,10 +77,12 @@
 //! else until that claim is settled. Only a real "already exists" from the
 //! store is a lost race; any other error stops the worker.
 //!
-//! **Ending.** A worker whose listing shows a block of 1,000 indices fully
-//! claimed creates `full/<k>` (create-only; losing that race is fine). A
-//! worker in the tail lists `full/` before listing claims again, so it skips
-//! blocks others have seen full instead of scanning every claim. The first
+//! **Ending.** A worker whose listing (or own walk) shows a block of 1,000
+//! indices fully claimed creates `full/<k>` (create-only; losing that race is
+//! fine). A worker in the tail lists `full/` before listing claims again, so
+//! it skips blocks others have seen full instead of scanning every claim,
+//! and its next listing covers the rest of one unmarked block, which proves
+//! that block full or shows its last free indices. The first
 //! worker that knows every element claimed publishes the missing block
 //! markers and creates `exhausted`, which [`Multiplexer::done`] reads.
 //!
