@@ -91,6 +91,20 @@ def test_children_start_at_different_places(local_root: Upath, method: str) -> N
     assert len(set(starts)) == 6, starts
 
 
+def test_a_shard_hint_in_the_environment_sets_where_a_worker_starts(local_root: Upath) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    mux = Multiplexer.new(range(1000), local_root)
+    mux_id = mux.create_read_session()
+    results = ctx.Queue()
+    ps = [ctx.Process(target=workers.first_of_shard, args=(mux_id, i, 4, results)) for i in range(4)]
+    for p in ps:
+        p.start()
+    got = sorted(results.get(timeout=120) for _ in ps)
+    for p in ps:
+        p.join(60)
+    assert [(i, xs, e) for i, xs, e in got] == [(i, [250 * i], None) for i in range(4)]
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_multiplexer_object_crosses_into_children(local_root: Upath, method: str) -> None:
     ctx = multiprocessing.get_context(method)

@@ -34,6 +34,15 @@ def first_then_wait(mux_id: str, results: Any, go: Any) -> None:
         results.put((os.getpid(), [], repr(e)))
 
 
+def first_of_shard(mux_id: str, i: int, n: int, results: Any) -> None:
+    """Worker i of n, told so through CLOUDMUX_SHARD: its first element."""
+    try:
+        os.environ["CLOUDMUX_SHARD"] = f"{i}/{n}"
+        results.put((i, [next(iter(Multiplexer(mux_id)))], None))
+    except BaseException as e:
+        results.put((i, [], repr(e)))
+
+
 def drain_with(mux: Multiplexer, results: Any) -> None:
     """Iterates a Multiplexer object made by the parent (inherited by fork,
     or pickled for spawn)."""
