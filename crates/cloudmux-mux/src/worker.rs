@@ -1027,8 +1027,6 @@ impl<T: DeserializeOwned> Worker<T> {
                     }));
                 }
             }
-        }
-        if !self.exhausted_seen {
             if let Ok(p) = self.session.exhausted() {
                 let body = format!(
                     "{{\"by\":{:?},\"t_ms\":{}}}",
