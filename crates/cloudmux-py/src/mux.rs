@@ -258,19 +258,28 @@ impl Worker {
     /// A worker for the session `mux_id`. Nothing is read until the first
     /// element is asked for.
     #[new]
-    #[pyo3(signature = (mux_id, worker_id=None, timeout=None, manual_ack=false, pickle=false))]
+    #[pyo3(signature = (mux_id, worker_id=None, timeout=None, manual_ack=false, pickle=false, shard=None))]
     fn new(
         mux_id: String,
         worker_id: Option<String>,
         timeout: Option<f64>,
         manual_ack: bool,
         pickle: bool,
+        shard: Option<(u64, u64)>,
     ) -> PyResult<Self> {
         guard(|| {
             parse_id(&mux_id)?;
+            if let Some((i, n)) = shard
+                && i >= n
+            {
+                return Err(invalid(format!(
+                    "shard must be (i, n) with 0 <= i < n, not ({i}, {n})"
+                )));
+            }
             let mut opts = WorkerOptions {
                 worker_id,
                 manual_ack,
+                shard,
                 ..WorkerOptions::default()
             };
             if let Some(t) = timeout {

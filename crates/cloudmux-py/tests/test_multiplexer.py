@@ -91,6 +91,18 @@ def test_children_start_at_different_places(local_root: Upath, method: str) -> N
     assert len(set(starts)) == 6, starts
 
 
+def test_the_shard_argument_sets_where_a_worker_starts(local_root: Upath) -> None:
+    mux = Multiplexer.new(range(1000), local_root)
+    mux_id = mux.create_read_session()
+    assert next(iter(Multiplexer(mux_id, shard=(2, 4)))) == 500
+    # The hint travels with the object to spawned children (by pickling).
+    again = pickle.loads(pickle.dumps(Multiplexer(mux_id, shard=(3, 4))))
+    assert next(iter(again)) == 750
+    for bad in [(4, 4), (-1, 4), (1, 0), ("a", 2)]:
+        with pytest.raises(ValueError):
+            Multiplexer(mux_id, shard=bad)  # type: ignore[arg-type]
+
+
 def test_a_shard_hint_in_the_environment_sets_where_a_worker_starts(local_root: Upath) -> None:
     ctx = multiprocessing.get_context("spawn")
     mux = Multiplexer.new(range(1000), local_root)

@@ -119,6 +119,7 @@ class Worker(Iterator[Any]):
         timeout: Optional[float] = None,
         manual_ack: bool = False,
         pickle: bool = False,
+        shard: Optional[Tuple[int, int]] = None,
     ) -> None: ...
     @property
     def mux_id(self) -> str:
