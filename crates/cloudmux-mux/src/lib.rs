@@ -504,7 +504,10 @@ impl Multiplexer {
         if doc.mode.lease().is_none() {
             return Err(Error::invalid(
                 "retry-failed",
-                "this session is not leased: it records no failures",
+                "this session is not leased: each element is handed out once and for \
+                 all (failures recorded by `cloudmux work` are listed by `stat`, not \
+                 retried); run them again in a new session, or use leased sessions \
+                 (`--lease`) for retries",
             ));
         }
         let width = doc.width;
