@@ -131,6 +131,10 @@ struct Cli {
     /// `--workers`).
     #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024")]
     sim_workers: Vec<usize>,
+    /// The sim scenario: run this many seeds (from --seed on) and add a
+    /// table of each fleet's mean and spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    sim_seeds: u64,
     /// The sim scenario: elements per worker (E = this x N).
     #[arg(long, default_value_t = 100)]
     sim_per_worker: usize,
@@ -301,6 +305,7 @@ fn main() -> Result<()> {
             hedge: cli.hedge_ms.map(Duration::from_millis),
             leased: cli.leased,
             seed: cli.seed,
+            seeds: cli.sim_seeds,
         };
         let r = sim::run(&p, !cli.json)?;
         if !cli.json {

@@ -390,6 +390,44 @@ pub(crate) struct SimReport {
     /// Leased sessions: requests per second of one idle watching worker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) idle_watch_requests_per_s: Option<f64>,
+    /// With several seeds: each row's figures over all of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) spread: Vec<SimSpread>,
+}
+
+/// A mean and a sample standard deviation.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct MeanSd {
+    pub(crate) mean: f64,
+    pub(crate) sd: f64,
+}
+
+impl MeanSd {
+    fn of(xs: &[f64]) -> MeanSd {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n.max(1.0);
+        let var = if xs.len() > 1 {
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        MeanSd {
+            mean,
+            sd: var.sqrt(),
+        }
+    }
+}
+
+/// One fleet's figures over several seeds.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SimSpread {
+    pub(crate) provider: Provider,
+    pub(crate) start: Start,
+    pub(crate) workers: usize,
+    pub(crate) seeds: usize,
+    pub(crate) share_of_ideal: MeanSd,
+    pub(crate) requests_per_element: MeanSd,
+    pub(crate) tail_round_trips: MeanSd,
 }
 
 /// Settings.
@@ -401,6 +439,8 @@ pub(crate) struct SimParams {
     pub(crate) starts: Vec<Start>,
     pub(crate) leased: bool,
     pub(crate) seed: u64,
+    /// Seeds to run (from `seed` on); above 1, `spread` summarises them.
+    pub(crate) seeds: u64,
     /// Hedge reads still unanswered after this long ([`Hedge`]).
     pub(crate) hedge: Option<Duration>,
 }
@@ -459,6 +499,40 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
             rows.push(row);
         }
     }
+    let mut spread = Vec::new();
+    if p.seeds > 1 {
+        for r in &rows {
+            let mut samples = vec![(r.share_of_ideal, r.requests_per_element, r.tail_round_trips)];
+            for k in 1..p.seeds {
+                let (provider, start, n) = (r.provider, r.start, r.workers);
+                let (seed, per, leased, hedge) =
+                    (p.seed.wrapping_add(k), p.per_worker, p.leased, p.hedge);
+                let x = std::thread::spawn(move || -> Result<SimRow> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .start_paused(true)
+                        .build()
+                        .context("runtime")?;
+                    rt.block_on(fleet(provider, start, n, n * per, leased, seed, hedge))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
+                samples.push((x.share_of_ideal, x.requests_per_element, x.tail_round_trips));
+            }
+            let col = |f: fn(&(f64, f64, f64)) -> f64| {
+                MeanSd::of(&samples.iter().map(f).collect::<Vec<_>>())
+            };
+            spread.push(SimSpread {
+                provider: r.provider,
+                start: r.start,
+                workers: r.workers,
+                seeds: samples.len(),
+                share_of_ideal: col(|s| s.0),
+                requests_per_element: col(|s| s.1),
+                tail_round_trips: col(|s| s.2),
+            });
+        }
+    }
     let idle = if p.leased {
         let seed = p.seed;
         Some(
@@ -480,6 +554,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
         mean_latency_ms: SimStore::mean_latency().as_secs_f64() * 1000.0,
         rows,
         idle_watch_requests_per_s: idle,
+        spread,
     })
 }
 
@@ -740,6 +815,34 @@ impl SimReport {
             self.mean_latency_ms,
             t.render()
         );
+        if !self.spread.is_empty() {
+            let mut t = Table::new(&[
+                "provider",
+                "start",
+                "N",
+                "seeds",
+                "of ideal",
+                "req/el",
+                "tail RTT",
+            ]);
+            let pm = |m: MeanSd, d: usize| format!("{:.d$} ± {:.d$}", m.mean, m.sd);
+            for r in &self.spread {
+                t.row(vec![
+                    format!("{:?}", r.provider).to_lowercase(),
+                    format!("{:?}", r.start).to_lowercase(),
+                    r.workers.to_string(),
+                    r.seeds.to_string(),
+                    pm(r.share_of_ideal, 2),
+                    pm(r.requests_per_element, 3),
+                    pm(r.tail_round_trips, 1),
+                ]);
+            }
+            s.push_str(&format!(
+                "\nThe same fleets over {} seeds (mean ± sample sd)\n{}",
+                self.spread[0].seeds,
+                t.render()
+            ));
+        }
         if let Some(i) = self.idle_watch_requests_per_s {
             s.push_str(&format!(
                 "\nidle watching worker (leased, 60 s lease): {i:.2} requests/s\n"
