@@ -24,6 +24,9 @@
 #   CLOUDMUX_REQUIRE_EMULATORS  1: any emulator that cannot be installed or
 #                               started is an error (exit non-zero)
 #   CLOUDMUX_READY_TIMEOUT      seconds to wait for each readiness probe (default 120)
+#   CLOUDMUX_REUSE_EMULATORS    1: an emulator's port that already answers, from a
+#                               process this script did not start, is used as it is
+#                               (default: reported, and the emulator counts as failed)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -64,6 +67,23 @@ for name in $EMULATORS; do
         continue
     fi
     rm -f "$pidfile"
+
+    # Something else already answers on its port (an emulator started by
+    # hand, by another checkout's up.sh, or left over from a killed run):
+    # starting a second copy would fail to bind while the probe, answered by
+    # the other one, said ready, and the tests would run against an emulator
+    # nobody here controls. Say so, and use it only when asked to.
+    if emu_ready 2>/dev/null; then
+        if [[ "${CLOUDMUX_REUSE_EMULATORS:-0}" == "1" ]]; then
+            echo "[$name] already answering (not started here); using it (CLOUDMUX_REUSE_EMULATORS=1)"
+            started+=("$name")
+            env_lines+=("$(emu_env)")
+            continue
+        fi
+        emu_loud "[$name] its port already answers, but not from an emulator this up.sh started (no live pid in $pidfile): stop that process, or set CLOUDMUX_REUSE_EMULATORS=1 to use it"
+        failed+=("$name")
+        continue
+    fi
 
     t0=$(emu_now)
     if ! emu_install >"$EMU_STATE/$name.install.log" 2>&1; then
