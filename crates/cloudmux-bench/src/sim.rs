@@ -817,13 +817,7 @@ impl SimReport {
         );
         if !self.spread.is_empty() {
             let mut t = Table::new(&[
-                "provider",
-                "start",
-                "N",
-                "seeds",
-                "of ideal",
-                "req/el",
-                "tail RTT",
+                "provider", "start", "N", "seeds", "of ideal", "req/el", "tail RTT",
             ]);
             let pm = |m: MeanSd, d: usize| format!("{:.d$} ± {:.d$}", m.mean, m.sd);
             for r in &self.spread {
