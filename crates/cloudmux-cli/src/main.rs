@@ -17,6 +17,7 @@
 
 mod child;
 mod doctor;
+mod element;
 mod failures;
 mod input;
 mod joblog;
@@ -173,6 +174,9 @@ In a leased session an element is acknowledged once its command exits 0; a failu
 failed attempt, retried (by any worker) up to the session's --max-attempts; an exit status \
 given to --no-retry-exit fails it for good at once. In a default session a failure is \
 recorded in the session (`stat` lists it) and the work goes on.\n\n\
+Values JSON lacks are tagged: binary (Python bytes) as {\"$bytes\": \"<base64>\"}, a \
+MessagePack extension (a pickled Python object is type 80) as {\"$ext\": T, \"$bytes\": \"<base64>\"}, \
+a map key that is not a string as its JSON text.\n\n\
 SIGINT or SIGTERM: no new elements are taken, the signal is forwarded to the running \
 commands, and cloudmux waits for them; in a leased session their elements are released at \
 once for other workers (a second signal kills the commands). A worker in a leased session \
@@ -793,7 +797,7 @@ async fn inspect(mux_id: &str, index: usize, json: bool) -> Result<ExitCode> {
             .read_bytes()
             .await?;
         let el = cloudmux::mux::Elements::parse(bytes, Some(mux.len()))?;
-        el.get(index).ok()
+        el.get::<element::Element>(index).ok().map(|e| e.0)
     };
     let failed_record = match session
         .failed()?

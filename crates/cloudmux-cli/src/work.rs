@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::element::Element;
 use anyhow::{Result, bail};
 use cloudmux::clock::{Clock, Stopwatch};
 use cloudmux::mux::layout::{DatasetLayout, claim_width};
@@ -74,7 +75,7 @@ const ERROR: u8 = 2;
 const MAX_STORAGE_RETRIES: u32 = 10;
 
 struct Feed {
-    task: Task<Value>,
+    task: Task<Element>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -163,7 +164,7 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
         shard: args.shard,
         ..WorkerOptions::default()
     };
-    let open = Worker::<Value>::open_path(&dataset, id.clone(), opts);
+    let open = Worker::<Element>::open_path(&dataset, id.clone(), opts);
     let worker = tokio::select! {
         w = open => w?,
         sig = signals.recv() => return Ok(signal_exit(sig)),
@@ -353,11 +354,11 @@ fn summary(t: &Tally) {
 
 /// The feeder: asks the worker for an element whenever a slot is free.
 async fn feed(
-    mut worker: Worker<Value>,
+    mut worker: Worker<Element>,
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<FeedMsg>,
     busy: Arc<AtomicBool>,
-) -> Worker<Value> {
+) -> Worker<Element> {
     let clock = cloudmux::clock::system();
     let mut errors = 0u32;
     loop {
@@ -414,7 +415,7 @@ async fn run(ctx: Arc<Ctx>, feed: Feed, seq: u64) -> Ran {
             (String::new(), print(&ctx, &feed.task, *sleep, *demo).await)
         }
         Runner::Command(argv) => {
-            let argv = substitute(argv, &feed.task.value);
+            let argv = substitute(argv, &feed.task.value.0);
             let line = joblog::command_line(&argv);
             (line, run_command(&ctx, &feed.task, &argv).await)
         }
@@ -429,11 +430,11 @@ async fn run(ctx: Arc<Ctx>, feed: Feed, seq: u64) -> Ran {
     }
 }
 
-async fn print(ctx: &Ctx, task: &Task<Value>, sleep: SleepRange, demo: bool) -> End {
+async fn print(ctx: &Ctx, task: &Task<Element>, sleep: SleepRange, demo: bool) -> End {
     let line = if demo {
-        format!("{} done in {}", task.value, ctx.worker_id)
+        format!("{} done in {}", task.value.0, ctx.worker_id)
     } else {
-        task.value.to_string()
+        task.value.0.to_string()
     };
     if !demo {
         // Printed when obtained: a worker killed while holding an element
@@ -471,10 +472,10 @@ enum Why {
     Stopped(i32),
 }
 
-async fn run_command(ctx: &Ctx, task: &Task<Value>, argv: &[String]) -> End {
+async fn run_command(ctx: &Ctx, task: &Task<Element>, argv: &[String]) -> End {
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .env("CLOUDMUX_ELEMENT", task.value.to_string())
+        .env("CLOUDMUX_ELEMENT", task.value.0.to_string())
         .env("CLOUDMUX_INDEX", task.index.to_string())
         .env("CLOUDMUX_ATTEMPT", task.attempt().to_string())
         .env("CLOUDMUX_MUX_ID", &ctx.mux_id)
@@ -557,8 +558,8 @@ async fn run_command(ctx: &Ctx, task: &Task<Value>, argv: &[String]) -> End {
 }
 
 /// `element 17 ({"x":1})`, the value cut to 120 characters.
-fn describe_element(task: &Task<Value>) -> String {
-    let s = task.value.to_string();
+fn describe_element(task: &Task<Element>) -> String {
+    let s = task.value.0.to_string();
     let s = if s.chars().count() > 120 {
         format!("{}...", s.chars().take(117).collect::<String>())
     } else {
@@ -687,7 +688,7 @@ async fn settle(ctx: &Ctx, ran: Ran, tally: &mut Tally) -> Result<()> {
 /// Reports a failed run.
 async fn fail(
     ctx: &Ctx,
-    task: &Task<Value>,
+    task: &Task<Element>,
     what: &str,
     reason: &str,
     permanent: bool,

@@ -5,6 +5,7 @@ element types."""
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -174,6 +175,33 @@ def test_session_shared_with_the_cloudmux_command(local_root: Upath, cli: str) -
     assert mux.done(mux_id)
     workers_seen = {w["worker"] for w in mux.stat(mux_id, exact=True)["workers"]}
     assert len(workers_seen) == 6
+
+
+def test_the_command_shows_bytes_and_pickles_as_tagged_json(local_root: Upath, cli: str) -> None:
+    """Elements JSON cannot hold reach `cloudmux work` as tagged objects, so
+    that a mixed fleet never claims an element it cannot show."""
+    data = [b"\x00\xffab", {"k": b"x", 1: 2}, [b""], "s"]
+    mux = Multiplexer.new(data, local_root / "bytes")
+    out = subprocess.run(
+        [cli, "work", mux.create_read_session()], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    got = sorted((json.loads(l) for l in out.stdout.splitlines()), key=json.dumps)
+    want = [
+        "s",
+        [{"$bytes": ""}],
+        {"$bytes": "AP9hYg=="},
+        {"1": 2, "k": {"$bytes": "eA=="}},
+    ]
+    assert got == sorted(want, key=json.dumps)
+    pickled = Multiplexer.new([complex(1, 2)], local_root / "pickled", pickle=True)
+    out = subprocess.run(
+        [cli, "work", pickled.create_read_session()], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    (shown,) = [json.loads(l) for l in out.stdout.splitlines()]
+    assert shown["$ext"] == 80
+    assert pickle.loads(base64.b64decode(shown["$bytes"])) == complex(1, 2)
 
 
 def test_element_types_round_trip(root: Upath) -> None:
