@@ -161,7 +161,9 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
         worker_id: args.worker_id.clone(),
         timeout: Some(args.request_timeout),
         manual_ack: true,
-        shard: args.shard,
+        // One worker per process here: the platform's task index and count
+        // (Cloud Run; a batch index with CLOUDMUX_SHARD_COUNT) may place it.
+        shard: args.shard.or_else(cloudmux::util::shard_from_env),
         ..WorkerOptions::default()
     };
     let open = Worker::<Element>::open_path(&dataset, id.clone(), opts);

@@ -97,6 +97,25 @@ pub fn shard_from_env() -> Option<(u64, u64)> {
     shard_from(|k| std::env::var(k).ok())
 }
 
+/// The explicit hint alone: `CLOUDMUX_SHARD=I/N`, or `None`. What a library
+/// worker reads by itself: one batch task may run several workers (a Python
+/// `multiprocessing` pool, threads), and the platform's task index would
+/// start them all at the same place. The `cloudmux` command, one worker per
+/// process, reads the platform's too ([`shard_from_env`]).
+pub fn explicit_shard_from_env() -> Option<(u64, u64)> {
+    let v = std::env::var(SHARD_VAR).ok()?;
+    if v.trim().is_empty() {
+        return None;
+    }
+    match parse_shard(&v) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("ignoring the shard hint from {SHARD_VAR}: {e}");
+            None
+        }
+    }
+}
+
 /// [`shard_from_env`] over any lookup of variables.
 ///
 /// ```

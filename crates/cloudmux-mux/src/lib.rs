@@ -64,9 +64,9 @@
 //! nonce settles every ambiguous create (see below). There is no shared
 //! counter: N workers write N different objects, so throughput grows with N.
 //! Which index to try next is the [planner]'s business: a random start, or
-//! with a shard hint ([`WorkerOptions::shard`], also read from the
-//! environment of array jobs) worker `I` of `K` walks `I E / K .. (I+1) E / K`
-//! first. Hints change only where workers look, never what a claim means:
+//! with a shard hint ([`WorkerOptions::shard`], or `CLOUDMUX_SHARD` in the
+//! environment; `cloudmux work` also reads array jobs' task index) worker `I`
+//! of `K` walks `I E / K .. (I+1) E / K` first. Hints change only where workers look, never what a claim means:
 //! any mix of hints gives each element to exactly one worker.
 //!
 //! **Unknown outcomes.** A create whose response was lost, or that timed out

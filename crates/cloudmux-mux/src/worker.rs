@@ -54,10 +54,11 @@ pub struct WorkerOptions {
     pub watch_for: Option<Duration>,
     /// This worker's place in a fleet of known size, `(index, count)`:
     /// the worker starts its walk at `index * E / count` instead of a
-    /// random index. See [`WorkerOptions::shard`]. Default: from the
-    /// environment ([`cloudmux_core::util::shard_from_env`]: `CLOUDMUX_SHARD`,
-    /// Cloud Run's task index and count, or a batch task index with
-    /// `CLOUDMUX_SHARD_COUNT`), else a random start.
+    /// random index. See [`WorkerOptions::shard`]. Default: `CLOUDMUX_SHARD`
+    /// from the environment ([`cloudmux_core::util::explicit_shard_from_env`]),
+    /// else a random start. A platform's task index is not read here: one
+    /// task may run several workers, which would all start at one place
+    /// (the `cloudmux` command, one worker per process, reads it).
     pub shard: Option<(u64, u64)>,
 }
 
@@ -337,7 +338,7 @@ impl<T: DeserializeOwned> Worker<T> {
         });
         let shard = opts
             .shard
-            .or_else(cloudmux_core::util::shard_from_env)
+            .or_else(cloudmux_core::util::explicit_shard_from_env)
             .filter(|&(i, k)| i < k);
         // Shard I of K walks I E / K .. (I + 1) E / K first (no overflow:
         // I < K, both u64).

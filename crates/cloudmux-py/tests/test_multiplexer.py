@@ -116,6 +116,16 @@ def test_a_shard_hint_in_the_environment_sets_where_a_worker_starts(local_root: 
     for p in ps:
         p.join(60)
     assert [(i, xs, e) for i, xs, e in got] == [(i, [250 * i], None) for i in range(4)]
+    # A platform's task index alone is not read by the library: the workers
+    # of one task's pool would all start at one place.
+    big = Multiplexer.new(range(100_000), local_root / "big")
+    big_id = big.create_read_session()
+    env = {"CLOUD_RUN_TASK_INDEX": "1", "CLOUD_RUN_TASK_COUNT": "4"}
+    p = ctx.Process(target=workers.first_with_env, args=(big_id, env, results))
+    p.start()
+    _, xs, e = results.get(timeout=120)
+    p.join(60)
+    assert e is None and xs != [25_000], (xs, e)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])

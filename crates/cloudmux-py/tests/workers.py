@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from cloudmux.multiplexer import Multiplexer
 from cloudmux.upathlib import Upath
@@ -41,6 +41,15 @@ def first_of_shard(mux_id: str, i: int, n: int, results: Any) -> None:
         results.put((i, [next(iter(Multiplexer(mux_id)))], None))
     except BaseException as e:
         results.put((i, [], repr(e)))
+
+
+def first_with_env(mux_id: str, env: Dict[str, str], results: Any) -> None:
+    """The first element of a worker started with these variables set."""
+    try:
+        os.environ.update(env)
+        results.put((0, [next(iter(Multiplexer(mux_id)))], None))
+    except BaseException as e:
+        results.put((0, [], repr(e)))
 
 
 def drain_with(mux: Multiplexer, results: Any) -> None:

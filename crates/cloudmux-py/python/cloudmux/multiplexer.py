@@ -106,7 +106,8 @@ class Multiplexer(Iterable[Any]):
             so that workers meet only where their slices end (fewer lost
             races and listings). A hint: any mix of values still gives each
             element to exactly one worker. Default: ``CLOUDMUX_SHARD=i/n``
-            from the environment, or Cloud Run's task index and count.
+            from the environment (a platform's task index is not read: the
+            workers of one task's pool would all start at one place).
     """
 
     def __init__(
