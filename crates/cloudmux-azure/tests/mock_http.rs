@@ -3,67 +3,24 @@
 //! effect, and that every request is sent exactly once (neither the SDK nor
 //! reqwest retries; the core's Retry layer does).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::Bytes;
 use cloudmux_azure::config::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use cloudmux_azure::{AzureConfig, AzureStore, Credential, Secret};
+use cloudmux_core::testkit::http::{Reply, Scripted, serve as serve_script};
 use cloudmux_core::{ErrorKind, PutMode, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-/// Answers every request with `status` and an Azure error code; counts them.
-async fn serve(status: u16, code: &'static str) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                seen.fetch_add(1, Ordering::SeqCst);
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code>\
-                     <Message>scripted</Message></Error>"
-                );
-                let resp = format!(
-                    "HTTP/1.1 {status} Scripted\r\nContent-Type: application/xml\r\n\
-                     x-ms-error-code: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{addr}"), count)
+/// Answers every request with `status` and an Azure error code (in the
+/// `x-ms-error-code` header and the XML body).
+async fn serve(status: u16, code: &'static str) -> (String, Scripted) {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code>\
+         <Message>scripted</Message></Error>"
+    );
+    let server = serve_script(move |_| {
+        Reply::status(status, "application/xml", body.clone()).with_header("x-ms-error-code", code)
+    })
+    .await;
+    (server.url.clone(), server)
 }
 
 fn store(host: &str) -> AzureStore {
@@ -87,7 +44,7 @@ async fn server_busy_is_not_applied_and_sent_once() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
     assert!(!e.may_have_applied(), "refused at the door: {e:?}");
-    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(count.count(), 1);
 }
 
 #[tokio::test]
@@ -99,10 +56,10 @@ async fn server_errors_may_have_applied_and_every_request_is_sent_once() {
         .await
         .unwrap_err();
     assert!(e.is_retryable() && e.may_have_applied(), "{e:?}");
-    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(count.count(), 1);
     s.get("k").await.unwrap_err();
     s.delete("k").await.unwrap_err();
-    assert_eq!(count.load(Ordering::SeqCst), 3, "one attempt each");
+    assert_eq!(count.count(), 3, "one attempt each");
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@
 //!
 //! which expands to one `#[tokio::test]` per check, or calls [`run_all`].
 
+pub mod http;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

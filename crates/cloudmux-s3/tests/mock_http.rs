@@ -3,29 +3,12 @@
 //! breaks after the request was sent), what each means for whether the
 //! request took effect, and that the SDK sends every request exactly once.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use cloudmux_core::testkit::http::{Reply, Scripted, serve as serve_script};
 use cloudmux_core::{ErrorKind, Missing, PutMode, Store, Version};
 use cloudmux_s3::{S3Config, S3Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// One request as the server saw it: method, path and the lowercased headers.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// How the scripted server answers every request.
 #[derive(Debug, Clone, Copy)]
@@ -38,87 +21,27 @@ enum Answer {
 
 /// Serves every request with the same status and S3 error code (one request
 /// per connection) and records what it saw.
-async fn serve(status: u16, code: Option<&'static str>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+async fn serve(status: u16, code: Option<&'static str>) -> (String, Scripted) {
     serve_with(Answer::Status(status, code)).await
 }
 
 /// Serves every request with `answer` and records what it saw.
-async fn serve_with(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
+async fn serve_with(answer: Answer) -> (String, Scripted) {
+    let server = serve_script(move |_| match answer {
+        Answer::HangUp => Reply::HangUp,
+        Answer::Status(status, code) => {
+            let body = match code {
+                Some(c) => format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{c}</Code>\
+                     <Message>scripted</Message><RequestId>r1</RequestId></Error>"
+                ),
+                None => String::new(),
             };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                // Read the head, then the body by Content-Length.
-                let head_end = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let mut lines = head.lines();
-                let method = lines
-                    .next()
-                    .unwrap_or("")
-                    .split(' ')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                log.lock().unwrap().push(Seen { method, headers });
-                let (status, code) = match answer {
-                    Answer::Status(status, code) => (status, code),
-                    Answer::HangUp => {
-                        let _ = sock.shutdown().await;
-                        return;
-                    }
-                };
-                let body = match code {
-                    Some(c) => format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{c}</Code>\
-                         <Message>scripted</Message><RequestId>r1</RequestId></Error>"
-                    ),
-                    None => String::new(),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status} Scripted\r\nContent-Type: application/xml\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
+            Reply::status(status, "application/xml", body)
         }
-    });
-    (format!("http://{addr}"), seen)
+    })
+    .await;
+    (server.url.clone(), server)
 }
 
 async fn store(endpoint: &str) -> Arc<S3Store> {
@@ -145,7 +68,7 @@ async fn conditional_request_conflict_is_transient_not_applied_and_sent_once() {
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
     assert!(!e.may_have_applied(), "nothing was written: {e:?}");
     assert!(e.to_string().contains("409"), "{e}");
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     assert_eq!(seen.len(), 1, "one request: {seen:?}");
     assert_eq!(seen[0].method, "PUT");
     assert_eq!(
@@ -173,7 +96,7 @@ async fn precondition_failed_reads_by_request() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Precondition, "{e}");
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].header("if-none-match"), Some("*"));
     assert_eq!(seen[1].header("if-match"), Some("\"v\""));
@@ -223,7 +146,7 @@ async fn no_such_bucket_is_a_missing_bucket_for_every_request() {
 async fn every_request_is_sent_once() {
     let (ep, seen) = serve(500, Some("InternalError")).await;
     let s = store(&ep).await;
-    let sent = || seen.lock().unwrap().len();
+    let sent = || seen.count();
     let e = s
         .put("k", Bytes::from_static(b"x"), PutMode::Overwrite)
         .await
@@ -252,7 +175,7 @@ async fn throttling_was_not_applied() {
         .await
         .unwrap_err();
     assert!(e.is_retryable() && !e.may_have_applied(), "{e:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
@@ -265,7 +188,7 @@ async fn a_connection_broken_after_sending_may_have_applied() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
     assert!(e.may_have_applied(), "the request got through: {e:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(seen.count(), 1);
 }
 
 #[tokio::test]
