@@ -16,6 +16,7 @@
 //! which expands to one `#[tokio::test]` per check, or calls [`run_all`].
 
 pub mod http;
+pub mod process;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

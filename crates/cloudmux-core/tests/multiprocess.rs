@@ -4,42 +4,11 @@
 //! test does nothing unless `CMX_CHILD` is set); children print `RESULT`
 //! lines that the parent checks.
 
-use std::process::{Command, Stdio};
-
+use cloudmux_core::testkit::process::spawn_children;
 use cloudmux_core::{PutMode, UPath};
 use serde::{Deserialize, Serialize};
 
 const PROCS: usize = 8;
-
-fn spawn_children(role: &str, arg: &str) -> Vec<String> {
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..PROCS)
-        .map(|i| {
-            Command::new(&exe)
-                .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-                .env("CMX_CHILD", role)
-                .env("CMX_ARG", arg)
-                .env("CMX_INDEX", i.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut lines = Vec::new();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "a child process failed");
-        let text = String::from_utf8(out.stdout).unwrap();
-        // libtest prints "test child ... " without a newline before the
-        // child's own output, so a marker may start mid-line.
-        lines.extend(
-            text.lines()
-                .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].to_string())),
-        );
-    }
-    lines
-}
 
 #[derive(Serialize, Deserialize)]
 struct Counter {
@@ -49,11 +18,9 @@ struct Counter {
 
 #[test]
 fn child() {
-    let Ok(role) = std::env::var("CMX_CHILD") else {
+    let Some((role, arg, me)) = cloudmux_core::testkit::process::role() else {
         return;
     };
-    let arg = std::env::var("CMX_ARG").unwrap();
-    let me: usize = std::env::var("CMX_INDEX").unwrap().parse().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,7 +83,7 @@ async fn processes_race_create_and_compare_and_swap() {
         .await
         .unwrap();
     let url = root.url();
-    let lines = tokio::task::spawn_blocking(move || spawn_children("race", &url))
+    let lines = tokio::task::spawn_blocking(move || spawn_children(PROCS, "race", &url))
         .await
         .unwrap();
     let mut winners = vec![0; 200];
