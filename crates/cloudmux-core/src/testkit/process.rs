@@ -4,14 +4,15 @@
 //! (which returns at once unless `CMX_CHILD` is set) reads [`role`] and does
 //! that role's work, printing `RESULT <line>` for the parent to check.
 //!
-//! ```ignore
-//! #[test]
+//! ```no_run
+//! // In the test binary, beside the parent test:
 //! fn child() {
 //!     let Some((role, arg, index)) = cloudmux_core::testkit::process::role() else {
 //!         return;
 //!     };
-//!     // ... println!("RESULT {index} {something}");
+//!     println!("RESULT {index} {role} {arg}");
 //! }
+//! # child();
 //! ```
 
 use std::process::{Command, Stdio};
