@@ -445,6 +445,38 @@ pub(crate) struct SimParams {
     pub(crate) hedge: Option<Duration>,
 }
 
+/// Runs `task` to its end in a tokio runtime of its own, started paused, on
+/// a thread of its own: virtual time that nothing else in the process moves.
+fn in_virtual_time<T, F, Fut>(task: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    std::thread::spawn(move || -> Result<T> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .context("runtime")?;
+        rt.block_on(task())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))?
+}
+
+/// One fleet of `p`'s kind: `n` workers on `provider`'s limits, seeded `seed`.
+fn run_fleet(
+    p: &SimParams,
+    provider: Provider,
+    start: Start,
+    n: usize,
+    seed: u64,
+) -> Result<SimRow> {
+    let (per, leased, hedge) = (p.per_worker, p.leased, p.hedge);
+    in_virtual_time(move || fleet(provider, start, n, n * per, leased, seed, hedge))
+}
+
 /// Runs the scenario (each fleet in its own paused runtime on its own thread).
 pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
     let mut rows = Vec::new();
@@ -454,17 +486,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
         .flat_map(|&pr| p.starts.iter().map(move |&st| (pr, st)));
     for (provider, start) in cases {
         for &n in &p.workers {
-            let (seed, per, leased, hedge) = (p.seed, p.per_worker, p.leased, p.hedge);
-            let row = std::thread::spawn(move || -> Result<SimRow> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .start_paused(true)
-                    .build()
-                    .context("runtime")?;
-                rt.block_on(fleet(provider, start, n, n * per, leased, seed, hedge))
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
+            let row = run_fleet(p, provider, start, n, p.seed)?;
             if progress {
                 eprintln!(
                     "    get {} head {} put {} delete {} list {}; collisions {} lists {} (after a collision {}, a run's end {}, in the tail {}) marker requests {}; after the last hand-out: put {} list {}",
@@ -504,19 +526,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
         for r in &rows {
             let mut samples = vec![(r.share_of_ideal, r.requests_per_element, r.tail_round_trips)];
             for k in 1..p.seeds {
-                let (provider, start, n) = (r.provider, r.start, r.workers);
-                let (seed, per, leased, hedge) =
-                    (p.seed.wrapping_add(k), p.per_worker, p.leased, p.hedge);
-                let x = std::thread::spawn(move || -> Result<SimRow> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .start_paused(true)
-                        .build()
-                        .context("runtime")?;
-                    rt.block_on(fleet(provider, start, n, n * per, leased, seed, hedge))
-                })
-                .join()
-                .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??;
+                let x = run_fleet(p, r.provider, r.start, r.workers, p.seed.wrapping_add(k))?;
                 samples.push((x.share_of_ideal, x.requests_per_element, x.tail_round_trips));
             }
             let col = |f: fn(&(f64, f64, f64)) -> f64| {
@@ -535,18 +545,7 @@ pub(crate) fn run(p: &SimParams, progress: bool) -> Result<SimReport> {
     }
     let idle = if p.leased {
         let seed = p.seed;
-        Some(
-            std::thread::spawn(move || -> Result<f64> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .start_paused(true)
-                    .build()
-                    .context("runtime")?;
-                rt.block_on(idle_watch_cost(seed))
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the simulation thread panicked"))??,
-        )
+        Some(in_virtual_time(move || idle_watch_cost(seed))?)
     } else {
         None
     };
