@@ -594,6 +594,20 @@ mod tests {
         assert_eq!(all, (0..n).collect::<Vec<_>>());
     }
 
+    /// Runs planners sharing one simulated session of `n` elements to the
+    /// end; checks that each index went to exactly one of them and that
+    /// every planner ends knowing everything claimed. Returns the requests.
+    fn share(planners: &mut [Planner], n: usize, width: usize) -> usize {
+        let mut sim = Sim {
+            claimed: BTreeSet::new(),
+            n,
+        };
+        let (requests, got) = sim.run(planners, width);
+        exactly_once(&got, n);
+        assert!(planners.iter().all(|p| p.known().full()));
+        requests
+    }
+
     #[test]
     fn planners_sharing_a_session_claim_everything_once() {
         for (mode, workers, n) in [
@@ -606,14 +620,7 @@ mod tests {
             let mut planners: Vec<Planner> = (0..workers)
                 .map(|w| Planner::new(n, width, 1000, mode, w as u64 + 1))
                 .collect();
-            let mut sim = Sim {
-                claimed: BTreeSet::new(),
-                n,
-            };
-            let (requests, got) = sim.run(&mut planners, width);
-            exactly_once(&got, n);
-            // Every planner ends knowing everything claimed.
-            assert!(planners.iter().all(|p| p.known().full()));
+            let requests = share(&mut planners, n, width);
             assert!(requests >= n, "{mode:?} {workers}: {requests} requests");
         }
     }
@@ -637,14 +644,7 @@ mod tests {
                     )
                 })
                 .collect();
-            let mut sim = Sim {
-                claimed: BTreeSet::new(),
-                n,
-            };
-            let (requests, got) = sim.run(&mut planners, width);
-            exactly_once(&got, n);
-            assert!(planners.iter().all(|p| p.known().full()));
-            requests
+            share(&mut planners, n, width)
         };
         let k = 16;
         let random = run(&vec![None; k]);
