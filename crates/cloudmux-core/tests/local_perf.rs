@@ -125,34 +125,36 @@ fn delete_page_by_page(store: &LocalFs, by_token: bool) -> usize {
     })
 }
 
-#[test]
-fn recursive_delete_by_token_is_linear() {
+/// Fills a session's claims with `n` keys and deletes them page by page
+/// (following tokens, or from the first page each time): every key goes,
+/// and so do the emptied directories.
+fn delete_all_page_by_page(n: usize, by_token: bool) {
     let tmp = tempfile::tempdir().unwrap();
-    let n = 40_000;
     fill(&tmp.path().join("s/claims"), n);
     let store = LocalFs::new(tmp.path()).unwrap();
     let t = Stopwatch::system();
-    let deleted = delete_page_by_page(&store, true);
+    let deleted = delete_page_by_page(&store, by_token);
     let took = t.elapsed();
-    eprintln!("deleting {n} keys page by page, by token, took {took:?}");
+    let how = if by_token {
+        "by token"
+    } else {
+        "from the first page"
+    };
+    eprintln!("deleting {n} keys page by page, {how}, took {took:?}");
     assert_eq!(deleted, n);
     assert!(!tmp.path().join("s").exists(), "emptied directories pruned");
+}
+
+#[test]
+fn recursive_delete_by_token_is_linear() {
+    delete_all_page_by_page(40_000, true);
 }
 
 /// Starting over at each page reads the directory whole for each page (it
 /// changes between pages, so no snapshot may serve): bounded, not linear.
 #[test]
 fn recursive_delete_from_the_first_page_each_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let n = 20_000;
-    fill(&tmp.path().join("s/claims"), n);
-    let store = LocalFs::new(tmp.path()).unwrap();
-    let t = Stopwatch::system();
-    let deleted = delete_page_by_page(&store, false);
-    let took = t.elapsed();
-    eprintln!("deleting {n} keys page by page, from the first page, took {took:?}");
-    assert_eq!(deleted, n);
-    assert!(!tmp.path().join("s").exists(), "emptied directories pruned");
+    delete_all_page_by_page(20_000, false);
 }
 
 #[test]
