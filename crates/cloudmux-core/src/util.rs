@@ -103,17 +103,13 @@ pub fn shard_from_env() -> Option<(u64, u64)> {
 /// start them all at the same place. The `cloudmux` command, one worker per
 /// process, reads the platform's too ([`shard_from_env`]).
 pub fn explicit_shard_from_env() -> Option<(u64, u64)> {
-    let v = std::env::var(SHARD_VAR).ok()?;
-    if v.trim().is_empty() {
-        return None;
-    }
-    match parse_shard(&v) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("ignoring the shard hint from {SHARD_VAR}: {e}");
+    shard_from(|k| {
+        if k == SHARD_VAR {
+            std::env::var(k).ok()
+        } else {
             None
         }
-    }
+    })
 }
 
 /// [`shard_from_env`] over any lookup of variables.
