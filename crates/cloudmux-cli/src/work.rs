@@ -270,8 +270,8 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
             }
         }
         if busy.load(Ordering::SeqCst) {
-            let grace = ctx.clock.clone();
-            match cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(3), rx.recv()).await
+            match cloudmux::clock::timeout(ctx.clock.as_ref(), Duration::from_secs(3), rx.recv())
+                .await
             {
                 Some(Some(FeedMsg::Task(feed))) => unrun.push(feed),
                 Some(_) => {}
@@ -289,16 +289,16 @@ pub(crate) async fn work(args: WorkArgs) -> Result<ExitCode> {
     // worker claimed even when it was stopped early.
     slots.close();
     drop(rx);
-    let grace = ctx.clock.clone();
+    let grace = ctx.clock.as_ref();
     let ended = if stuck {
         None
     } else {
-        cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(3), &mut feeder).await
+        cloudmux::clock::timeout(grace, Duration::from_secs(3), &mut feeder).await
     };
     match ended {
         Some(Ok(mut worker)) => {
             let flush = worker.flush();
-            if cloudmux::clock::timeout(grace.as_ref(), Duration::from_secs(5), flush)
+            if cloudmux::clock::timeout(grace, Duration::from_secs(5), flush)
                 .await
                 .is_none()
             {
