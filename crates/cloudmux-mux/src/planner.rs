@@ -267,13 +267,12 @@ impl Planner {
         // while gaps are wide (cheap to send and to parse), full pages in the
         // tail, where free indices are sparse.
         let d = self.density.min(0.999);
-        let page =
+        let mut page =
             ((MIN_PAGE as f64 * d / (1.0 - d)).ceil() as usize).clamp(MIN_PAGE, self.max_page);
         let mut r = self
             .known
             .next_unknown(self.rng.usize(..self.n))
             .expect("not full");
-        let mut page = page;
         if self.tail && self.mode == ListMode::StartAfter {
             // In the tail (the last page showed nothing free): list from the
             // first unknown index of a block to the block's end, so that the
