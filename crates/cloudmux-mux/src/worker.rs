@@ -926,10 +926,6 @@ impl<T: DeserializeOwned> Worker<T> {
     /// race, or failing to write them, is fine.
     async fn publish_blocks(&mut self) {
         let blocks = self.planner.take_full_blocks();
-        self.write_markers(blocks).await;
-    }
-
-    async fn write_markers(&mut self, blocks: Vec<usize>) {
         self.marker_writes(blocks).await;
     }
 
@@ -1016,18 +1012,7 @@ impl<T: DeserializeOwned> Worker<T> {
         let mut writes: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
         if !self.exhausted_seen {
             let blocks = self.planner.all_unmarked_full_blocks();
-            for k in blocks {
-                if let Ok(p) = self.session.full_block(k) {
-                    self.progress.marker_checks += 1;
-                    writes.push(Box::pin(async move {
-                        if let Err(e) = p.write_bytes(bytes::Bytes::from_static(b"{}")).await
-                            && !e.is_already_exists()
-                        {
-                            tracing::debug!(error = %e, "could not write a block marker");
-                        }
-                    }));
-                }
-            }
+            writes.push(Box::pin(self.marker_writes(blocks)));
             if let Ok(p) = self.session.exhausted() {
                 let body = format!(
                     "{{\"by\":{:?},\"t_ms\":{}}}",
